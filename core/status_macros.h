@@ -1,0 +1,33 @@
+// Propagation helpers for absl::Status, which Debian's abseil lacks.
+#ifndef CASELINK_CORE_STATUS_MACROS_H_
+#define CASELINK_CORE_STATUS_MACROS_H_
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+// Returns from the calling function with `expr`'s status if it is not OK.
+#define CASELINK_RETURN_IF_ERROR(expr)              \
+  do {                                              \
+    ::absl::Status caselink_status_ = (expr);       \
+    if (!caselink_status_.ok()) {                   \
+      return caselink_status_;                      \
+    }                                               \
+  } while (false)
+
+#define CASELINK_CONCAT_INNER_(a, b) a##b
+#define CASELINK_CONCAT_(a, b) CASELINK_CONCAT_INNER_(a, b)
+
+// Evaluates `rexpr`, an absl::StatusOr<T>; returns its status if not OK,
+// else moves its value into `lhs` (which may be a declaration).
+#define CASELINK_ASSIGN_OR_RETURN(lhs, rexpr) \
+  CASELINK_ASSIGN_OR_RETURN_IMPL_(            \
+      CASELINK_CONCAT_(caselink_statusor_, __LINE__), lhs, rexpr)
+
+#define CASELINK_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
+  auto statusor = (rexpr);                                    \
+  if (!statusor.ok()) {                                       \
+    return std::move(statusor).status();                      \
+  }                                                           \
+  lhs = std::move(statusor).value()
+
+#endif  // CASELINK_CORE_STATUS_MACROS_H_

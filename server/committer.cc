@@ -1,0 +1,424 @@
+#include "server/committer.h"
+
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "core/envelope.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/store_keys.h"
+
+namespace caselink::server {
+
+using storage::Family;
+using store::v1::OutboxEntry;
+using store::v1::SentState;
+
+namespace {
+
+v1::Ack MakeAck(const std::string& id, absl::StatusCode code,
+                std::string reason) {
+  v1::Ack ack;
+  ack.set_message_id(id);
+  ack.set_code(static_cast<int>(code));
+  ack.set_reason(std::move(reason));
+  return ack;
+}
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+absl::StatusOr<uint64_t> ReadCounter(storage::Store* store,
+                                     std::string_view key) {
+  CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                            store->Get(Family::kMeta, key));
+  if (!value.has_value()) return 0;
+  std::string_view rest = *value;
+  std::optional<uint64_t> n = storage::ReadUint64BE(&rest);
+  if (!n.has_value()) {
+    return absl::DataLossError(Cat("meta key ", key, " is corrupt"));
+  }
+  return *n;
+}
+
+}  // namespace
+
+// The writes and replies of one group, built up before the commit.
+struct Committer::Group {
+  explicit Group(storage::Batch b) : batch(std::move(b)) {}
+
+  // A new body to be signed with the group, and where it goes.
+  struct Unsigned {
+    v1::Body body;
+    std::string serialized;
+    std::string next_hop;
+    // Set for operator submissions, whose sent state this node follows.
+    bool track = false;
+  };
+
+  storage::Batch batch;
+  absl::flat_hash_set<std::string> arrival_ids;
+  // Sent states read or changed in this group, by message id.
+  std::map<std::string, SentState> sent;
+  std::vector<Unsigned> unsigned_bodies;
+  // Called with the commit's outcome, in order.
+  std::vector<std::function<void(const absl::Status&)>> finish;
+  // Per next hop: the smallest outbox key added and how many were.
+  struct Added {
+    std::string key;
+    uint64_t count = 0;
+  };
+  std::map<std::string, Added> first_key;
+};
+
+Committer::Committer(CommitterOptions options) : options_(std::move(options)) {}
+
+Committer::~Committer() { Stop(); }
+
+absl::Status Committer::Start() {
+  CASELINK_ASSIGN_OR_RETURN(outbox_seq_,
+                            ReadCounter(options_.store, kOutboxSeqKey));
+  CASELINK_ASSIGN_OR_RETURN(inbox_seq_,
+                            ReadCounter(options_.store, kInboxSeqKey));
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void Committer::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void Committer::Submit(Submission submission) {
+  absl::MutexLock lock(&mu_);
+  submissions_.push_back(std::move(submission));
+}
+
+void Committer::Deliver(Arrival arrival) {
+  absl::MutexLock lock(&mu_);
+  arrivals_.push_back(std::move(arrival));
+}
+
+void Committer::Record(std::vector<HopVerdict> verdicts,
+                       std::function<void(const absl::Status&)> done) {
+  absl::MutexLock lock(&mu_);
+  verdicts_.push_back({std::move(verdicts), std::move(done)});
+}
+
+void Committer::Run() {
+  while (true) {
+    std::vector<Submission> submissions;
+    std::vector<Arrival> arrivals;
+    std::vector<VerdictBatch> verdicts;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || !submissions_.empty() || !arrivals_.empty() ||
+               !verdicts_.empty();
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_ && submissions_.empty() && arrivals_.empty() &&
+          verdicts_.empty()) {
+        return;
+      }
+      // Take at most max_group of each kind; the rest waits its turn.
+      auto take = [this](auto& from, auto& to) {
+        size_t n = std::min(from.size(), options_.max_group);
+        to.assign(std::make_move_iterator(from.begin()),
+                  std::make_move_iterator(from.begin() + n));
+        from.erase(from.begin(), from.begin() + n);
+      };
+      take(submissions_, submissions);
+      take(arrivals_, arrivals);
+      take(verdicts_, verdicts);
+    }
+    Process(std::move(submissions), std::move(arrivals), std::move(verdicts));
+  }
+}
+
+void Committer::Process(std::vector<Submission> submissions,
+                        std::vector<Arrival> arrivals,
+                        std::vector<VerdictBatch> verdicts) {
+  Group group(options_.store->NewBatch());
+
+  // Verdicts first, so that a receipt in the same group finds the state
+  // they leave.
+  for (VerdictBatch& batch : verdicts) {
+    for (const HopVerdict& verdict : batch.verdicts) {
+      TakeVerdict(group, verdict);
+    }
+    group.finish.push_back(std::move(batch.done));
+  }
+  for (Arrival& arrival : arrivals) TakeArrival(group, arrival);
+
+  const int64_t now = NowMicros();
+  for (Submission& submission : submissions) {
+    v1::Body& body = submission.body;
+    body.set_message_id(NewMessageId());
+    body.set_sender(options_.self);
+    *body.mutable_created_at() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(now);
+    auto hop = options_.router->NextHop(body.recipient());
+    if (!hop.ok()) {
+      submission.done(hop.status());
+      continue;
+    }
+    std::string id = body.message_id();
+    group.unsigned_bodies.push_back(
+        {std::move(body), "", *hop, /*track=*/true});
+    group.finish.push_back(
+        [done = std::move(submission.done), id](const absl::Status& status) {
+          if (status.ok()) {
+            done(id);
+          } else {
+            done(status);
+          }
+        });
+  }
+
+  absl::Status status = SignAndQueue(group);
+  if (status.ok()) {
+    group.batch.Put(Family::kMeta, kOutboxSeqKey, SeqKey(outbox_seq_));
+    group.batch.Put(Family::kMeta, kInboxSeqKey, SeqKey(inbox_seq_));
+    status = options_.store->Commit(group.batch);
+  }
+  if (!status.ok()) {
+    options_.log->Error("store_write_failed",
+                        {{"error", status.ToString()},
+                         {"items", Cat(group.finish.size())},
+                         {"next", "refusing this group; senders will retry"}});
+    status = absl::UnavailableError(
+        Cat("this node could not store the message: ",
+            View(status.message())));
+  }
+  for (auto& finish : group.finish) finish(status);
+  if (status.ok() && options_.listener != nullptr) {
+    for (const auto& [peer, first] : group.first_key) {
+      options_.listener->OnQueued(peer, first.key, first.count);
+    }
+  }
+}
+
+void Committer::TakeArrival(Group& group, Arrival& arrival) {
+  const v1::Body& body = arrival.body;
+  const std::string& id = body.message_id();
+  auto reply = [&group, done = std::move(arrival.done), id](
+                   absl::Status verdict) {
+    group.finish.push_back([done, id, verdict](const absl::Status& status) {
+      const absl::Status& outcome = status.ok() ? verdict : status;
+      done(MakeAck(id, outcome.code(), std::string(View(outcome.message()))));
+    });
+  };
+
+  // A retried envelope, or a second copy within this group: acknowledge it
+  // again without storing anything.
+  if (!group.arrival_ids.insert(id).second) {
+    reply(absl::OkStatus());
+    options_.counters->Add("duplicates_dropped");
+    return;
+  }
+  auto seen = options_.store->Get(Family::kDedup, id);
+  if (!seen.ok()) {
+    reply(seen.status());
+    return;
+  }
+  if (seen->has_value()) {
+    reply(absl::OkStatus());
+    options_.counters->Add("duplicates_dropped");
+    return;
+  }
+  std::string expiry;
+  storage::AppendUint64BE(
+      &expiry, static_cast<uint64_t>(absl::ToUnixMicros(
+                   absl::Now() + options_.dedup_retention)));
+
+  absl::Status verdict = absl::OkStatus();
+  if (body.recipient() != options_.self) {
+    // Not for this node: pass the same bytes on toward the recipient.
+    auto hop = options_.router->NextHop(body.recipient());
+    if (!hop.ok()) {
+      verdict = hop.status();
+    } else {
+      OutboxEntry entry;
+      entry.set_message_id(id);
+      *entry.mutable_envelope() = std::move(arrival.envelope);
+      v1::Routing* routing = entry.mutable_envelope()->mutable_routing();
+      routing->add_hops(options_.self);
+      routing->set_hop_limit(routing->hop_limit() - 1);
+      Queue(group, *hop, body.priority(), std::move(entry));
+      options_.counters->Add("relayed");
+    }
+  } else if (body.kind() == v1::MESSAGE_KIND_RECEIPT) {
+    verdict = TakeReceipt(group, arrival);
+  } else {
+    // For this node: keep it, and answer with a signed receipt.
+    store::v1::InboxRecord record;
+    std::string inbox_key = SeqKey(++inbox_seq_);
+    record.set_received_unix_micros(NowMicros());
+    record.set_from_peer(arrival.from_peer);
+    record.set_inbox_key(inbox_key);
+    auto digest = BodyDigest(options_.signing_key->scheme(),
+                             arrival.envelope.body());
+    *record.mutable_envelope() = std::move(arrival.envelope);
+    group.batch.Put(Family::kMessages, InboxRecordKey(id),
+                    record.SerializeAsString());
+    group.batch.Put(Family::kInbox, inbox_key, id);
+
+    v1::Body receipt;
+    receipt.set_message_id(NewMessageId());
+    receipt.set_sender(options_.self);
+    receipt.set_recipient(body.sender());
+    *receipt.mutable_created_at() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+            NowMicros());
+    receipt.set_kind(v1::MESSAGE_KIND_RECEIPT);
+    receipt.set_case_id(body.case_id());
+    receipt.set_in_reply_to(id);
+    receipt.set_priority(body.priority());
+    v1::Receipt* content = receipt.mutable_receipt();
+    content->set_message_id(id);
+    if (digest.ok()) content->set_body_digest(*digest);
+    *content->mutable_received_at() = receipt.created_at();
+    auto hop = options_.router->NextHop(body.sender());
+    if (hop.ok()) {
+      group.unsigned_bodies.push_back(
+          {std::move(receipt), "", *hop, /*track=*/false});
+    } else {
+      options_.log->Warning("receipt_unroutable",
+                            {{"message", MessageIdText(id)},
+                             {"sender", body.sender()},
+                             {"error", hop.status().ToString()}});
+    }
+    options_.counters->Add("received");
+  }
+  if (verdict.ok()) group.batch.Put(Family::kDedup, id, expiry);
+  reply(verdict);
+}
+
+absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
+  const v1::Body& body = arrival.body;
+  const v1::Receipt& receipt = body.receipt();
+  CASELINK_ASSIGN_OR_RETURN(SentState * state,
+                            LoadSent(group, receipt.message_id()));
+  if (state == nullptr) {
+    return absl::NotFoundError(
+        Cat("receipt for unknown message ",
+            MessageIdText(receipt.message_id())));
+  }
+  if (state->recipient() != body.sender() ||
+      state->body_digest() != receipt.body_digest()) {
+    return absl::FailedPreconditionError(
+        Cat("receipt from ", body.sender(), " does not match message ",
+            MessageIdText(receipt.message_id())));
+  }
+  if (state->state() == v1::DELIVERY_STATE_DELIVERED) return absl::OkStatus();
+  state->set_state(v1::DELIVERY_STATE_DELIVERED);
+  state->set_updated_unix_micros(NowMicros());
+  *state->mutable_receipt() = arrival.envelope;
+  group.batch.Put(Family::kMessages, SentKey(receipt.message_id()),
+                  state->SerializeAsString());
+  options_.counters->Add("delivered");
+  return absl::OkStatus();
+}
+
+void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
+  // A refusal for lack of capacity is retried; every other verdict is final.
+  if (verdict.code == static_cast<int>(absl::StatusCode::kUnavailable)) {
+    return;
+  }
+  group.batch.Delete(Family::kOutbox, verdict.outbox_key);
+  if (!verdict.originated_here) return;
+  auto state = LoadSent(group, verdict.message_id);
+  if (!state.ok() || *state == nullptr) return;
+  SentState* sent = *state;
+  if (sent->state() != v1::DELIVERY_STATE_QUEUED) return;
+  if (verdict.code == 0) {
+    sent->set_state(v1::DELIVERY_STATE_ACKNOWLEDGED);
+  } else {
+    sent->set_state(v1::DELIVERY_STATE_REJECTED);
+    sent->set_reason(verdict.reason);
+    options_.counters->Add("rejected_by_next_hop");
+  }
+  sent->set_updated_unix_micros(NowMicros());
+  group.batch.Put(Family::kMessages, SentKey(verdict.message_id),
+                  sent->SerializeAsString());
+}
+
+absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
+                                               const std::string& id) {
+  auto it = group.sent.find(id);
+  if (it != group.sent.end()) return &it->second;
+  CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> value,
+                            options_.store->Get(Family::kMessages, SentKey(id)));
+  if (!value.has_value()) return nullptr;
+  SentState state;
+  if (!state.ParseFromString(*value)) {
+    return absl::DataLossError(
+        Cat("sent state of ", MessageIdText(id), " is corrupt"));
+  }
+  return &group.sent.emplace(id, std::move(state)).first->second;
+}
+
+absl::Status Committer::SignAndQueue(Group& group) {
+  if (group.unsigned_bodies.empty()) return absl::OkStatus();
+  std::vector<std::string> serialized;
+  serialized.reserve(group.unsigned_bodies.size());
+  for (auto& item : group.unsigned_bodies) {
+    serialized.push_back(item.body.SerializeAsString());
+  }
+  CASELINK_ASSIGN_OR_RETURN(std::vector<v1::Envelope> envelopes,
+                            SignBodies(*options_.signing_key, serialized));
+  const int64_t now = NowMicros();
+  for (size_t i = 0; i < envelopes.size(); ++i) {
+    auto& item = group.unsigned_bodies[i];
+    const std::string& id = item.body.message_id();
+    v1::Routing* routing = envelopes[i].mutable_routing();
+    routing->add_hops(options_.self);
+    routing->set_hop_limit(options_.hop_limit);
+    OutboxEntry entry;
+    entry.set_message_id(id);
+    entry.set_originated_here(item.track);
+    *entry.mutable_envelope() = std::move(envelopes[i]);
+    std::string key =
+        Queue(group, item.next_hop, item.body.priority(), std::move(entry));
+    if (item.track) {
+      SentState state;
+      state.set_state(v1::DELIVERY_STATE_QUEUED);
+      state.set_recipient(item.body.recipient());
+      state.set_kind(item.body.kind());
+      state.set_case_id(item.body.case_id());
+      state.set_priority(item.body.priority());
+      state.set_created_unix_micros(now);
+      state.set_updated_unix_micros(now);
+      state.set_next_hop(item.next_hop);
+      state.add_route(options_.self);
+      state.add_route(item.next_hop);
+      state.set_outbox_key(key);
+      CASELINK_ASSIGN_OR_RETURN(
+          std::string digest,
+          BodyDigest(options_.signing_key->scheme(), serialized[i]));
+      state.set_body_digest(std::move(digest));
+      group.batch.Put(Family::kMessages, SentKey(id),
+                      state.SerializeAsString());
+      group.batch.Put(Family::kMessages, SentIndexKey(now, id), "");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string Committer::Queue(Group& group, const std::string& peer,
+                             v1::Priority priority, OutboxEntry entry) {
+  std::string key = OutboxKey(peer, priority, ++outbox_seq_);
+  group.batch.Put(Family::kOutbox, key, entry.SerializeAsString());
+  auto it = group.first_key.try_emplace(peer, Group::Added{key, 0}).first;
+  if (key < it->second.key) it->second.key = key;
+  ++it->second.count;
+  return key;
+}
+
+}  // namespace caselink::server

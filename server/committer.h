@@ -1,0 +1,136 @@
+// The one writer of delivery state. Everything that changes what a node
+// holds (a message an operator submits, an envelope a peer hands over, a
+// next hop's acknowledgements) is queued here; a single thread takes what
+// has gathered, signs the new bodies of the group with one signature, and
+// writes the whole group as one synced RocksDB batch before anyone is told
+// that it succeeded. Group commit and batch signing amortise the fsync and
+// the signature over many messages.
+#ifndef CASELINK_SERVER_COMMITTER_H_
+#define CASELINK_SERVER_COMMITTER_H_
+
+#include <functional>
+#include <map>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "caselink/store/v1/records.pb.h"
+#include "caselink/v1/envelope.pb.h"
+#include "caselink/v1/peer.pb.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "server/counters.h"
+#include "server/router.h"
+#include "storage/store.h"
+
+namespace caselink::server {
+
+// Told about new outbox entries, after they are durable.
+class OutboxListener {
+ public:
+  virtual ~OutboxListener() = default;
+  // `count` entries were added for `peer`; `first_key` is the smallest.
+  virtual void OnQueued(const std::string& peer, const std::string& first_key,
+                        uint64_t count) = 0;
+};
+
+// A message an operator hands over. The committer fills in the id, the
+// sender and the creation time.
+struct Submission {
+  v1::Body body;
+  std::function<void(absl::StatusOr<std::string> message_id)> done;
+};
+
+// An envelope a peer handed over that passed every check of Intake.
+struct Arrival {
+  v1::Envelope envelope;
+  v1::Body body;
+  std::string from_peer;
+  std::function<void(v1::Ack ack)> done;
+};
+
+// What a next hop said about one envelope.
+struct HopVerdict {
+  std::string outbox_key;
+  std::string message_id;
+  bool originated_here = false;
+  int code = 0;  // google.rpc.Code; 0 is OK.
+  std::string reason;
+};
+
+// Verdicts of one stream read, applied together.
+struct VerdictBatch {
+  std::vector<HopVerdict> verdicts;
+  std::function<void(const absl::Status&)> done;
+};
+
+struct CommitterOptions {
+  std::string self;  // 12-digit code.
+  const PrivateKey* signing_key = nullptr;
+  const Router* router = nullptr;
+  storage::Store* store = nullptr;
+  Logger* log = nullptr;
+  Counters* counters = nullptr;
+  OutboxListener* listener = nullptr;
+  absl::Duration dedup_retention = absl::Hours(24 * 30);
+  uint32_t hop_limit = 16;
+  // Most items taken into one group.
+  size_t max_group = 2048;
+};
+
+// Thread-safe. Callbacks run on the committer's thread after the write
+// (or its failure); they must be quick and must not call back in.
+class Committer {
+ public:
+  explicit Committer(CommitterOptions options);
+  ~Committer();
+
+  // Reads the sequence counters from the store and starts the thread.
+  [[nodiscard]] absl::Status Start();
+  // Finishes what is queued, then stops. Idempotent.
+  void Stop();
+
+  void Submit(Submission submission);
+  void Deliver(Arrival arrival);
+  // `done` runs once the verdicts are applied, or failed to be.
+  void Record(std::vector<HopVerdict> verdicts,
+              std::function<void(const absl::Status&)> done);
+
+ private:
+  struct Group;
+
+  void Run();
+  void Process(std::vector<Submission> submissions,
+               std::vector<Arrival> arrivals,
+               std::vector<VerdictBatch> verdicts);
+  void TakeArrival(Group& group, Arrival& arrival);
+  absl::Status TakeReceipt(Group& group, const Arrival& arrival);
+  void TakeVerdict(Group& group, const HopVerdict& verdict);
+  absl::Status SignAndQueue(Group& group);
+  // Adds `entry` to the outbox of `peer`; returns its key.
+  std::string Queue(Group& group, const std::string& peer,
+                    v1::Priority priority, store::v1::OutboxEntry entry);
+  absl::StatusOr<store::v1::SentState*> LoadSent(Group& group,
+                                                 const std::string& id);
+
+  const CommitterOptions options_;
+
+  absl::Mutex mu_;
+  std::vector<Submission> submissions_ ABSL_GUARDED_BY(mu_);
+  std::vector<Arrival> arrivals_ ABSL_GUARDED_BY(mu_);
+  std::vector<VerdictBatch> verdicts_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  // Owned by the committer thread.
+  uint64_t outbox_seq_ = 0;
+  uint64_t inbox_seq_ = 0;
+  std::thread thread_;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_COMMITTER_H_

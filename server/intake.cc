@@ -1,0 +1,129 @@
+#include "server/intake.h"
+
+#include <algorithm>
+
+#include "absl/time/clock.h"
+#include "core/division_code.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "google/protobuf/util/time_util.h"
+
+namespace caselink::server {
+namespace {
+
+std::string_view CounterFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kResourceExhausted:
+      return "refused_oversized";
+    case absl::StatusCode::kInvalidArgument:
+      return "refused_malformed";
+    case absl::StatusCode::kPermissionDenied:
+      return "refused_wrong_link";
+    case absl::StatusCode::kFailedPrecondition:
+      return "refused_unknown_sender";
+    case absl::StatusCode::kUnauthenticated:
+      return "refused_bad_signature";
+    case absl::StatusCode::kOutOfRange:
+      return "refused_clock_skew";
+    case absl::StatusCode::kAborted:
+      return "refused_hop_limit";
+    default:
+      return "refused_other";
+  }
+}
+
+bool IsFullCode(const std::string& code) {
+  auto normalized = NormalizeDivisionCode(code);
+  return code.size() == 12 && normalized.ok();
+}
+
+}  // namespace
+
+absl::Status Intake::Check(const v1::Envelope& envelope,
+                           const std::string& tls_peer, v1::Body* body) {
+  absl::Status status = CheckUnlogged(envelope, tls_peer, body);
+  if (!status.ok()) {
+    counters_->Add(CounterFor(status.code()));
+    log_->Warning("envelope_refused",
+                  {{"message", MessageIdText(body->message_id())},
+                   {"peer", tls_peer},
+                   {"code", absl::StatusCodeToString(status.code())},
+                   {"reason", std::string(View(status.message()))}});
+  }
+  return status;
+}
+
+absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
+                                   const std::string& tls_peer,
+                                   v1::Body* body) {
+  const size_t size = envelope.ByteSizeLong();
+  if (size > delivery_.max_envelope_bytes) {
+    return absl::ResourceExhaustedError(
+        Cat("envelope of ", size, " bytes is over the limit of ",
+            delivery_.max_envelope_bytes));
+  }
+  if (!body->ParseFromString(envelope.body())) {
+    body->Clear();
+    return absl::InvalidArgumentError(
+        "envelope body does not parse as caselink.v1.Body");
+  }
+  if (body->message_id().size() != kMessageIdSize) {
+    return absl::InvalidArgumentError(
+        Cat("message id must be ", kMessageIdSize, " bytes"));
+  }
+  if (!IsFullCode(body->sender()) || !IsFullCode(body->recipient())) {
+    return absl::InvalidArgumentError(
+        "sender and recipient must be 12-digit division codes");
+  }
+  if (body->kind() == v1::MESSAGE_KIND_UNSPECIFIED ||
+      (body->kind() == v1::MESSAGE_KIND_RECEIPT && !body->has_receipt())) {
+    return absl::InvalidArgumentError("message kind is missing or empty");
+  }
+
+  // The link must be the hop the envelope names as its last.
+  const auto& hops = envelope.routing().hops();
+  const std::string& claimed = hops.empty() ? body->sender() : *hops.rbegin();
+  if (claimed != tls_peer) {
+    return absl::PermissionDeniedError(
+        Cat("envelope claims to come from ", claimed,
+            " but arrived over the link of ", tls_peer));
+  }
+  if (std::find(hops.begin(), hops.end(), self_) != hops.end()) {
+    return absl::AbortedError(Cat("routing loop: ", self_,
+                                  " is already on the hop list"));
+  }
+  if (body->recipient() != self_ && envelope.routing().hop_limit() == 0) {
+    return absl::AbortedError("hop limit spent");
+  }
+
+  const absl::Time created = absl::FromUnixMicros(
+      google::protobuf::util::TimeUtil::TimestampToMicroseconds(
+          body->created_at()));
+  if (absl::AbsDuration(absl::Now() - created) > delivery_.max_clock_skew) {
+    return absl::OutOfRangeError(
+        Cat("creation time ", absl::FormatTime(created),
+            " is further from this node's clock than ",
+            absl::FormatDuration(delivery_.max_clock_skew)));
+  }
+
+  auto signer = keys_->Find(envelope.signature().key_id());
+  if (!signer.ok()) {
+    return absl::FailedPreconditionError(
+        Cat("unknown sender ", body->sender(), ": ",
+            View(signer.status().message())));
+  }
+  if (signer->code != body->sender()) {
+    return absl::UnauthenticatedError(
+        Cat("signed with a key of ", signer->code, ", not of the sender ",
+            body->sender()));
+  }
+  absl::Status verified = checker_.Verify(envelope, signer->key);
+  if (!verified.ok()) {
+    return absl::UnauthenticatedError(
+        Cat("signature of ", body->sender(), " does not verify: ",
+            View(verified.message())));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace caselink::server

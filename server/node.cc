@@ -1,0 +1,211 @@
+#include "server/node.h"
+
+#include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "core/identity.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+#include "grpcpp/health_check_service_interface.h"
+
+namespace caselink::server {
+namespace {
+
+// The meta key naming the node a data directory belongs to.
+constexpr std::string_view kNodeCodeKey = "node_code";
+
+constexpr absl::Duration kSweepInterval = absl::Hours(1);
+
+absl::Status CheckTlsCertificateNames(const NodeConfig& config,
+                                      const TlsMaterial& tls,
+                                      const TrustStore& trust) {
+  CASELINK_ASSIGN_OR_RETURN(Certificate cert,
+                            Certificate::FromPem(tls.cert_chain_pem));
+  auto identity = IdentityFromUris(cert.uri_sans());
+  if (!identity.ok() || identity->role != Role::kNode ||
+      identity->code != config.code) {
+    return absl::InvalidArgumentError(
+        Cat("certificate ", config.tls_cert, ": does not name node ",
+            config.code, " (expected URI urn:caselink:node:", config.code,
+            ")"));
+  }
+  absl::Status chain = trust.VerifyChain(cert);
+  if (!chain.ok()) {
+    return absl::InvalidArgumentError(
+        Cat("certificate ", config.tls_cert, ": ", chain.message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
+                                                  Logger* log) {
+  std::unique_ptr<Node> node(new Node(config, log));
+  CASELINK_RETURN_IF_ERROR(node->Open());
+  CASELINK_RETURN_IF_ERROR(node->Serve());
+  return node;
+}
+
+absl::Status Node::Open() {
+  CASELINK_ASSIGN_OR_RETURN(
+      tls_, LoadTlsMaterial(config_.tls_cert, config_.tls_key,
+                            config_.ca_bundle));
+  CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
+                            TrustStore::LoadPemFile(config_.ca_bundle));
+  trust_ = std::make_unique<TrustStore>(std::move(trust));
+  CASELINK_RETURN_IF_ERROR(CheckTlsCertificateNames(config_, tls_, *trust_));
+  CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity, LoadNodeIdentity(config_));
+  identity_ = std::make_unique<NodeIdentity>(std::move(identity));
+
+  CASELINK_ASSIGN_OR_RETURN(store_, storage::Store::Open(config_.data_dir));
+  CASELINK_RETURN_IF_ERROR(ClaimStore());
+  keys_ = std::make_unique<KeyRing>(trust_.get(), store_.get());
+  CASELINK_RETURN_IF_ERROR(keys_->Load());
+  CASELINK_RETURN_IF_ERROR(
+      keys_->Learn(config_.code, identity_->signing_cert_pem));
+
+  std::vector<std::string> peer_codes;
+  for (const PeerConfig& peer : config_.peers) peer_codes.push_back(peer.code);
+  router_ = std::make_unique<Router>(config_.code, peer_codes);
+
+  CommitterOptions options;
+  options.self = config_.code;
+  options.signing_key = &identity_->signing_key;
+  options.router = router_.get();
+  options.store = store_.get();
+  options.log = log_;
+  options.counters = &counters_;
+  options.listener = this;
+  options.dedup_retention = config_.delivery.dedup_retention;
+  committer_ = std::make_unique<Committer>(options);
+  CASELINK_RETURN_IF_ERROR(committer_->Start());
+
+  intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
+                                     keys_.get(), &counters_, log_);
+  for (const PeerConfig& peer : config_.peers) {
+    links_.push_back(std::make_unique<PeerLink>(
+        peer, tls_, config_.delivery,
+        PeerLinkDeps{identity_.get(), store_.get(), committer_.get(),
+                     keys_.get(), log_}));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Node::ClaimStore() {
+  using storage::Family;
+  CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> owner,
+                            store_->Get(Family::kMeta, kNodeCodeKey));
+  if (owner.has_value()) {
+    if (*owner != config_.code) {
+      return absl::FailedPreconditionError(
+          Cat("data directory ", config_.data_dir, " belongs to node ", *owner,
+              ", not to ", config_.code));
+    }
+    store_state_ = "opened";
+    return absl::OkStatus();
+  }
+  storage::Batch batch = store_->NewBatch();
+  batch.Put(Family::kMeta, kNodeCodeKey, config_.code);
+  CASELINK_RETURN_IF_ERROR(store_->Commit(batch));
+  store_state_ = "created";
+  return absl::OkStatus();
+}
+
+absl::Status Node::Serve() {
+  PeerServiceDeps peer_deps;
+  peer_deps.self = identity_.get();
+  for (const PeerConfig& peer : config_.peers) peer_deps.peers.insert(peer.code);
+  peer_deps.keys = keys_.get();
+  peer_deps.intake = intake_.get();
+  peer_deps.committer = committer_.get();
+  peer_deps.counters = &counters_;
+  peer_deps.log = log_;
+  peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
+  operator_service_ = std::make_unique<OperatorServiceImpl>(
+      OperatorServiceDeps{identity_.get(), &config_.delivery, &links_,
+                          committer_.get(), store_.get(), &counters_, log_});
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  // gRPC would otherwise let a second process bind the same port and share
+  // its connections.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddListeningPort(config_.listen, MutualTlsServerCredentials(tls_),
+                           &port_);
+  // Leave room above the envelope limit so that an oversized envelope is
+  // refused with a reason instead of breaking the stream.
+  builder.SetMaxReceiveMessageSize(
+      static_cast<int>(config_.delivery.max_envelope_bytes + (1 << 20)));
+  builder.RegisterService(peer_service_.get());
+  builder.RegisterService(operator_service_.get());
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) {
+    server_.reset();
+    return absl::UnavailableError(
+        Cat("cannot listen on ", config_.listen,
+            ": the address is in use or not valid"));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+  for (auto& link : links_) CASELINK_RETURN_IF_ERROR(link->Start());
+  sweeper_ = std::thread([this] { SweepDedup(); });
+  log_->Info("node_started", {{"name", config_.name},
+                              {"listen", config_.listen},
+                              {"port", Cat(port_)},
+                              {"peers", Cat(links_.size())},
+                              {"data_dir", config_.data_dir},
+                              {"store", store_state_}});
+  return absl::OkStatus();
+}
+
+void Node::OnQueued(const std::string& peer, const std::string& first_key,
+                    uint64_t count) {
+  for (auto& link : links_) {
+    if (link->code() == peer) link->OnQueued(first_key, count);
+  }
+}
+
+void Node::SweepDedup() {
+  while (!stop_sweeping_.WaitForNotificationWithTimeout(kSweepInterval)) {
+    const uint64_t now = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+    storage::Batch batch = store_->NewBatch();
+    absl::Status scanned = store_->Scan(
+        storage::Family::kDedup, "",
+        [&](std::string_view key, std::string_view value) {
+          std::optional<uint64_t> expiry = storage::ReadUint64BE(&value);
+          if (expiry.has_value() && *expiry < now) {
+            batch.Delete(storage::Family::kDedup, key);
+          }
+          return !stop_sweeping_.HasBeenNotified();
+        });
+    size_t expired = batch.size();
+    absl::Status committed = scanned.ok() ? store_->Commit(batch) : scanned;
+    if (!committed.ok()) {
+      log_->Error("dedup_sweep_failed", {{"error", committed.ToString()},
+                                         {"next", "retrying in an hour"}});
+    } else if (expired > 0) {
+      log_->Info("dedup_swept", {{"expired", Cat(expired)}});
+    }
+  }
+}
+
+void Node::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->SetServingStatus(false);
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+  }
+  for (auto& link : links_) link->Stop();
+  if (committer_ != nullptr) committer_->Stop();
+  if (!stop_sweeping_.HasBeenNotified()) stop_sweeping_.Notify();
+  if (sweeper_.joinable()) sweeper_.join();
+  links_.clear();
+  store_.reset();
+  // A node that never started serving says nothing: its caller reports why.
+  if (server_ != nullptr) log_->Info("node_stopped");
+}
+
+Node::~Node() { Shutdown(); }
+
+}  // namespace caselink::server

@@ -1,0 +1,88 @@
+// A running caselinkd node: its store, its gRPC server, the committer that
+// writes delivery state, and its peer links.
+#ifndef CASELINK_SERVER_NODE_H_
+#define CASELINK_SERVER_NODE_H_
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "grpcpp/grpcpp.h"
+#include "server/committer.h"
+#include "server/config.h"
+#include "server/counters.h"
+#include "server/intake.h"
+#include "server/key_ring.h"
+#include "server/node_identity.h"
+#include "server/operator_service.h"
+#include "server/peer_link.h"
+#include "server/peer_service.h"
+#include "server/router.h"
+#include "storage/store.h"
+
+namespace caselink::server {
+
+class Node final : public OutboxListener {
+ public:
+  // Checks every file the config names, opens the store, starts serving
+  // and starts dialing peers. Each error says what failed and where; on
+  // error nothing is left running and the store is closed.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Node>> Start(
+      const NodeConfig& config, Logger* log);
+
+  ~Node() override;
+
+  // Stops taking calls, lets calls in progress finish (streams are cut
+  // after `grace`), stops the peer links, finishes every queued write and
+  // closes the store cleanly. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(1));
+
+  // The port the server listens on (useful with port 0).
+  int port() const { return port_; }
+
+  void OnQueued(const std::string& peer, const std::string& first_key,
+                uint64_t count) override;
+
+ private:
+  Node(NodeConfig config, Logger* log)
+      : config_(std::move(config)), log_(log) {}
+
+  absl::Status Open();
+  // Stamps a new store with this node's code, or checks the stamp of an
+  // existing one, so that one node's data is never served as another's.
+  absl::Status ClaimStore();
+  absl::Status Serve();
+  // Deletes duplicate-detection entries past their retention, hourly.
+  void SweepDedup();
+
+  const NodeConfig config_;
+  Logger* const log_;
+  TlsMaterial tls_;
+  std::unique_ptr<TrustStore> trust_;
+  std::unique_ptr<NodeIdentity> identity_;
+  std::unique_ptr<storage::Store> store_;
+  Counters counters_;
+  std::unique_ptr<Router> router_;
+  std::unique_ptr<KeyRing> keys_;
+  std::unique_ptr<Committer> committer_;
+  std::unique_ptr<Intake> intake_;
+  std::vector<std::unique_ptr<PeerLink>> links_;
+  std::unique_ptr<PeerServiceImpl> peer_service_;
+  std::unique_ptr<OperatorServiceImpl> operator_service_;
+  std::unique_ptr<grpc::Server> server_;
+  absl::Notification stop_sweeping_;
+  std::thread sweeper_;
+  int port_ = 0;
+  // "created" or "opened", for the start-up log line.
+  std::string store_state_;
+  bool shut_down_ = false;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_NODE_H_

@@ -1,0 +1,80 @@
+// The gRPC service for this node's own operators: status, submitting
+// messages, following what was sent, and reading the inbox.
+#ifndef CASELINK_SERVER_OPERATOR_SERVICE_H_
+#define CASELINK_SERVER_OPERATOR_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "caselink/v1/operator.grpc.pb.h"
+#include "core/log.h"
+#include "server/committer.h"
+#include "server/config.h"
+#include "server/counters.h"
+#include "server/node_identity.h"
+#include "server/peer_link.h"
+#include "storage/store.h"
+
+namespace caselink::server {
+
+struct OperatorServiceDeps {
+  const NodeIdentity* self = nullptr;
+  const DeliveryConfig* delivery = nullptr;
+  const std::vector<std::unique_ptr<PeerLink>>* links = nullptr;
+  Committer* committer = nullptr;
+  storage::Store* store = nullptr;
+  Counters* counters = nullptr;
+  Logger* log = nullptr;
+};
+
+class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
+ public:
+  // Everything the deps point to must outlive the service.
+  explicit OperatorServiceImpl(OperatorServiceDeps deps)
+      : deps_(std::move(deps)) {}
+
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const v1::GetStatusRequest* request,
+                                      v1::GetStatusResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitMessage(
+      grpc::CallbackServerContext* context,
+      const v1::SubmitMessageRequest* request,
+      v1::SubmitMessageResponse* response) override;
+  grpc::ServerUnaryReactor* ListSent(grpc::CallbackServerContext* context,
+                                     const v1::ListSentRequest* request,
+                                     v1::ListSentResponse* response) override;
+  grpc::ServerUnaryReactor* GetSent(grpc::CallbackServerContext* context,
+                                    const v1::GetSentRequest* request,
+                                    v1::GetSentResponse* response) override;
+  grpc::ServerUnaryReactor* ListInbox(grpc::CallbackServerContext* context,
+                                      const v1::ListInboxRequest* request,
+                                      v1::ListInboxResponse* response) override;
+  grpc::ServerUnaryReactor* GetInboxMessage(
+      grpc::CallbackServerContext* context,
+      const v1::GetInboxMessageRequest* request,
+      v1::GetInboxMessageResponse* response) override;
+  grpc::ServerUnaryReactor* MarkHandled(
+      grpc::CallbackServerContext* context,
+      const v1::MarkHandledRequest* request,
+      v1::MarkHandledResponse* response) override;
+
+ private:
+  // Runs `handler` if the caller is an operator of this node, and finishes
+  // the call with what it returns; otherwise finishes with
+  // PermissionDenied.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
+                                  std::string_view rpc,
+                                  const std::function<absl::Status()>& handler);
+
+  absl::Status FillStatus(v1::GetStatusResponse* response) const;
+  absl::StatusOr<v1::SentMessage> LoadSent(const std::string& id) const;
+  absl::StatusOr<v1::InboxMessage> LoadInbox(const std::string& id,
+                                             bool with_envelope) const;
+
+  const OperatorServiceDeps deps_;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_OPERATOR_SERVICE_H_

@@ -1,0 +1,312 @@
+#include "server/peer_link.h"
+
+#include <random>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "caselink/store/v1/records.pb.h"
+#include "core/envelope.h"
+#include "core/status_macros.h"
+#include "core/strings.h"
+
+namespace caselink::server {
+namespace {
+
+using Stream =
+    grpc::ClientReaderWriter<v1::ExchangeRequest, v1::ExchangeResponse>;
+
+constexpr absl::Duration kProbeTimeout = absl::Seconds(3);
+
+std::string ErrorText(const grpc::Status& status) {
+  return Cat(absl::StatusCodeToString(
+                 static_cast<absl::StatusCode>(status.error_code())),
+             ": ", status.error_message());
+}
+
+// A delay drawn uniformly from [base/2, base], so that links that failed
+// together do not retry together.
+absl::Duration Jittered(absl::Duration base) {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  std::uniform_real_distribution<double> factor(0.5, 1.0);
+  return base * factor(random);
+}
+
+}  // namespace
+
+PeerLink::PeerLink(PeerConfig peer, const TlsMaterial& tls,
+                   const DeliveryConfig& delivery, PeerLinkDeps deps)
+    : peer_(std::move(peer)), delivery_(delivery), deps_(deps) {
+  stub_ = v1::PeerService::NewStub(
+      MutualTlsChannel(peer_.address, peer_.code, tls));
+}
+
+PeerLink::~PeerLink() { Stop(); }
+
+absl::Status PeerLink::Start() {
+  CASELINK_ASSIGN_OR_RETURN(
+      uint64_t queued,
+      deps_.store->CountPrefix(storage::Family::kOutbox, peer_.code));
+  queued_ = queued;
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void PeerLink::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    if (active_ != nullptr) active_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void PeerLink::OnQueued(const std::string& first_key, uint64_t count) {
+  queued_ += count;
+  absl::MutexLock lock(&mu_);
+  if (first_key < next_key_) next_key_ = first_key;
+  more_queued_ = true;
+}
+
+PeerLinkSnapshot PeerLink::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  return PeerLinkSnapshot{peer_.code, name_,       peer_.address,
+                          state_,     last_error_, queued_.load()};
+}
+
+bool PeerLink::InFlight(const std::string& message_id) const {
+  absl::MutexLock lock(&mu_);
+  return in_flight_.contains(message_id);
+}
+
+void PeerLink::SetState(v1::LinkState state, std::string error) {
+  v1::LinkState before;
+  {
+    absl::MutexLock lock(&mu_);
+    before = state_;
+    state_ = state;
+    last_error_ = error;
+  }
+  if (before == state) return;
+  if (state == v1::LINK_STATE_CONNECTED) {
+    deps_.log->Info("peer_connected", {{"peer", peer_.code},
+                                       {"address", peer_.address},
+                                       {"queued", Cat(queued_.load())}});
+  } else {
+    deps_.log->Warning("peer_unreachable",
+                       {{"peer", peer_.code},
+                        {"address", peer_.address},
+                        {"error", error},
+                        {"queued", Cat(queued_.load())},
+                        {"next", "retrying with backoff"}});
+  }
+}
+
+absl::Status PeerLink::Probe() {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kProbeTimeout));
+  v1::GetNodeInfoResponse info;
+  grpc::Status status =
+      stub_->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
+  if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  if (info.code() != peer_.code) {
+    return absl::PermissionDeniedError(
+        Cat("peer at ", peer_.address, " answered as ", info.code()));
+  }
+  for (const std::string& pem : info.signing_certificates()) {
+    absl::Status learned = deps_.keys->Learn(peer_.code, pem);
+    if (!learned.ok()) {
+      return absl::PermissionDeniedError(
+          Cat("signing certificate of ", peer_.code, ": ",
+              View(learned.message())));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  name_ = info.name();
+  return absl::OkStatus();
+}
+
+void PeerLink::Run() {
+  absl::Duration backoff = delivery_.retry_initial;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+    }
+    absl::Status probed = Probe();
+    bool progressed = false;
+    if (probed.ok()) {
+      grpc::ClientContext context;
+      progressed = Session(&context);
+    } else {
+      SetState(v1::LINK_STATE_UNREACHABLE, probed.ToString());
+    }
+    if (progressed) backoff = delivery_.retry_initial;
+    absl::MutexLock lock(&mu_);
+    auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return stopping_;
+    };
+    if (mu_.AwaitWithTimeout(absl::Condition(&stopping), Jittered(backoff))) {
+      return;
+    }
+    backoff = std::min(backoff * 2, delivery_.retry_max);
+  }
+}
+
+bool PeerLink::Session(grpc::ClientContext* context) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return false;
+    active_ = context;
+    in_flight_.clear();
+    next_key_.clear();
+    more_queued_ = true;
+    stream_broken_ = false;
+    acked_any_ = false;
+  }
+  std::unique_ptr<Stream> stream = stub_->Exchange(context);
+  v1::ExchangeRequest hello;
+  hello.mutable_hello()->set_code(deps_.self->code);
+  hello.mutable_hello()->add_signing_certificates(
+      deps_.self->signing_cert_pem);
+  bool ok = stream->Write(hello);
+  if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
+
+  std::thread reader([this, &stream] { ReadAcks(stream.get()); });
+  while (ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || stream_broken_ ||
+               (more_queued_ && in_flight_.size() < delivery_.window);
+      };
+      mu_.Await(absl::Condition(&ready));
+      if (stopping_ || stream_broken_) break;
+    }
+    ok = Fill(stream.get());
+  }
+
+  context->TryCancel();
+  reader.join();
+  grpc::Status status = stream->Finish();
+  absl::MutexLock lock(&mu_);
+  active_ = nullptr;
+  in_flight_.clear();
+  if (!stopping_) {
+    state_ = v1::LINK_STATE_UNREACHABLE;
+    last_error_ = status.ok() ? "stream closed" : ErrorText(status);
+    deps_.log->Warning("peer_stream_closed",
+                       {{"peer", peer_.code},
+                        {"error", last_error_},
+                        {"queued", Cat(queued_.load())},
+                        {"next", "reconnecting with backoff"}});
+  }
+  return acked_any_;
+}
+
+bool PeerLink::Fill(Stream* stream) {
+  // Collect what fits in the window under the lock, then write without it.
+  std::vector<store::v1::OutboxEntry> batch;
+  {
+    absl::MutexLock lock(&mu_);
+    size_t room = delivery_.window - std::min<size_t>(delivery_.window,
+                                                      in_flight_.size());
+    storage::Cursor cursor =
+        deps_.store->NewCursor(storage::Family::kOutbox, peer_.code);
+    if (!next_key_.empty()) cursor.Seek(next_key_);
+    std::string last_key;
+    for (; cursor.Valid() && batch.size() < room; cursor.Next()) {
+      store::v1::OutboxEntry entry;
+      if (!entry.ParseFromArray(cursor.value().data(),
+                                static_cast<int>(cursor.value().size()))) {
+        deps_.log->Error("outbox_entry_corrupt",
+                         {{"peer", peer_.code},
+                          {"next", "skipping it; it stays on disk"}});
+        continue;
+      }
+      const std::string& id = entry.message_id();
+      if (in_flight_.contains(id) || settling_.contains(id)) continue;
+      in_flight_[id] =
+          Flight{std::string(cursor.key()), entry.originated_here()};
+      last_key = std::string(cursor.key());
+      batch.push_back(std::move(entry));
+    }
+    if (!cursor.Valid()) more_queued_ = false;
+    if (!last_key.empty()) {
+      // Resume just after the last entry taken.
+      last_key.push_back('\0');
+      next_key_ = std::move(last_key);
+    }
+  }
+
+  v1::ExchangeRequest request;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    *request.mutable_envelope() = std::move(*batch[i].mutable_envelope());
+    grpc::WriteOptions options;
+    if (i + 1 < batch.size()) options.set_buffer_hint();
+    if (!stream->Write(request, options)) return false;
+  }
+  return true;
+}
+
+void PeerLink::ReadAcks(Stream* stream) {
+  v1::ExchangeResponse response;
+  while (stream->Read(&response)) {
+    std::vector<HopVerdict> verdicts;
+    std::vector<std::string> ids;
+    bool retry_later = false;
+    {
+      absl::MutexLock lock(&mu_);
+      for (const v1::Ack& ack : response.acks()) {
+        auto it = in_flight_.find(ack.message_id());
+        if (it == in_flight_.end()) continue;
+        HopVerdict verdict{it->second.outbox_key, ack.message_id(),
+                           it->second.originated_here, ack.code(),
+                           ack.reason()};
+        in_flight_.erase(it);
+        if (ack.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
+          // The peer could not store it for now: keep it queued and try
+          // again on a new stream after a pause.
+          retry_later = true;
+          continue;
+        }
+        settling_.insert(ack.message_id());
+        ids.push_back(ack.message_id());
+        verdicts.push_back(std::move(verdict));
+        acked_any_ = true;
+      }
+      if (retry_later) stream_broken_ = true;
+    }
+    if (!verdicts.empty()) {
+      for (const HopVerdict& verdict : verdicts) {
+        if (verdict.code != 0) {
+          deps_.log->Warning("envelope_refused_by_peer",
+                             {{"message", MessageIdText(verdict.message_id)},
+                              {"peer", peer_.code},
+                              {"code", absl::StatusCodeToString(
+                                           static_cast<absl::StatusCode>(
+                                               verdict.code))},
+                              {"reason", verdict.reason}});
+        }
+      }
+      uint64_t settled = verdicts.size();
+      deps_.committer->Record(
+          std::move(verdicts),
+          [this, ids = std::move(ids), settled](const absl::Status& status) {
+            if (status.ok()) queued_ -= std::min(settled, queued_.load());
+            absl::MutexLock lock(&mu_);
+            for (const std::string& id : ids) settling_.erase(id);
+            // Entries whose verdict was not recorded are still queued.
+            if (!status.ok()) {
+              more_queued_ = true;
+              next_key_.clear();
+            }
+          });
+    }
+    if (retry_later) break;
+  }
+  absl::MutexLock lock(&mu_);
+  stream_broken_ = true;
+}
+
+}  // namespace caselink::server

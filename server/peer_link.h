@@ -1,0 +1,122 @@
+// This node's outbound link to one peer. It dials the peer over mutual
+// TLS, checks that it answers as the node it should be, learns its signing
+// certificates, and then streams the peer's outbox to it: many envelopes
+// in flight, in key order (green channel first, then by age), each kept in
+// the outbox until the peer acknowledges it. A broken stream is retried
+// with exponential backoff and jitter; what was in flight is sent again
+// and the peer drops the duplicates.
+#ifndef CASELINK_SERVER_PEER_LINK_H_
+#define CASELINK_SERVER_PEER_LINK_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "caselink/v1/operator.pb.h"
+#include "caselink/v1/peer.grpc.pb.h"
+#include "core/log.h"
+#include "core/tls.h"
+#include "server/committer.h"
+#include "server/config.h"
+#include "server/key_ring.h"
+#include "server/node_identity.h"
+#include "storage/store.h"
+
+namespace caselink::server {
+
+struct PeerLinkSnapshot {
+  std::string code;
+  std::string name;
+  std::string address;
+  v1::LinkState state = v1::LINK_STATE_CONNECTING;
+  std::string last_error;
+  uint64_t queued = 0;
+};
+
+struct PeerLinkDeps {
+  const NodeIdentity* self = nullptr;
+  storage::Store* store = nullptr;
+  Committer* committer = nullptr;
+  KeyRing* keys = nullptr;
+  Logger* log = nullptr;
+};
+
+// Thread-safe. Start() launches the link's threads, Stop() joins them.
+class PeerLink {
+ public:
+  PeerLink(PeerConfig peer, const TlsMaterial& tls,
+           const DeliveryConfig& delivery, PeerLinkDeps deps);
+  ~PeerLink();
+
+  PeerLink(const PeerLink&) = delete;
+  PeerLink& operator=(const PeerLink&) = delete;
+
+  // Counts what is already queued, then starts.
+  [[nodiscard]] absl::Status Start();
+  // Idempotent; returns once the threads have ended.
+  void Stop();
+
+  // New entries from `first_key` on are durable in this peer's outbox.
+  void OnQueued(const std::string& first_key, uint64_t count);
+
+  PeerLinkSnapshot Snapshot() const;
+  // True while `message_id` is written to the stream and not acknowledged.
+  bool InFlight(const std::string& message_id) const;
+  const std::string& code() const { return peer_.code; }
+
+ private:
+  struct Flight {
+    std::string outbox_key;
+    bool originated_here = false;
+  };
+
+  void Run();
+  // Reaches the peer and learns its keys; the state says how it went.
+  absl::Status Probe();
+  // One stream, until it breaks or the link stops. True if the peer
+  // acknowledged anything.
+  bool Session(grpc::ClientContext* context);
+  // Writes outbox entries until the window is full or the outbox is
+  // drained; false once the stream has broken.
+  bool Fill(grpc::ClientReaderWriter<v1::ExchangeRequest,
+                                     v1::ExchangeResponse>* stream);
+  void ReadAcks(grpc::ClientReaderWriter<v1::ExchangeRequest,
+                                         v1::ExchangeResponse>* stream);
+  void SetState(v1::LinkState state, std::string error);
+
+  const PeerConfig peer_;
+  const DeliveryConfig delivery_;
+  const PeerLinkDeps deps_;
+  std::unique_ptr<v1::PeerService::Stub> stub_;
+
+  mutable absl::Mutex mu_;
+  v1::LinkState state_ ABSL_GUARDED_BY(mu_) = v1::LINK_STATE_CONNECTING;
+  std::string last_error_ ABSL_GUARDED_BY(mu_);
+  std::string name_ ABSL_GUARDED_BY(mu_);
+  // Written to the current stream and not acknowledged, by message id.
+  absl::flat_hash_map<std::string, Flight> in_flight_ ABSL_GUARDED_BY(mu_);
+  // Acknowledged, but the committer has not yet removed them from the
+  // outbox; never sent again meanwhile.
+  absl::flat_hash_set<std::string> settling_ ABSL_GUARDED_BY(mu_);
+  // The first outbox key the next fill must look at.
+  std::string next_key_ ABSL_GUARDED_BY(mu_);
+  bool more_queued_ ABSL_GUARDED_BY(mu_) = true;
+  bool stream_broken_ ABSL_GUARDED_BY(mu_) = false;
+  bool acked_any_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
+
+  std::atomic<uint64_t> queued_{0};
+  std::thread thread_;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_PEER_LINK_H_

@@ -1,0 +1,224 @@
+#include "server/peer_service.h"
+
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "core/grpc_status.h"
+#include "core/strings.h"
+#include "server/caller.h"
+
+namespace caselink::server {
+namespace {
+
+using ExchangeReactorBase =
+    grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>;
+
+// One inbound Exchange stream. Reads envelopes, hands each that passes
+// intake to the committer, and writes the acks back in groups as they
+// come. It finishes only when nothing it handed on is still outstanding,
+// so the committer's callbacks never outlive it.
+class ExchangeReactor final : public ExchangeReactorBase {
+ public:
+  ExchangeReactor(const PeerServiceDeps* deps, std::string tls_peer)
+      : deps_(deps), tls_peer_(std::move(tls_peer)) {
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      MaybeFinish();
+      return;
+    }
+    if (!hello_) {
+      absl::Status status = TakeHello();
+      if (!status.ok()) {
+        deps_->log->Warning("exchange_refused",
+                            {{"peer", tls_peer_},
+                             {"error", status.ToString()}});
+        absl::MutexLock lock(&mu_);
+        reads_done_ = true;
+        stream_status_ = ToGrpcStatus(status);
+        MaybeFinish();
+        return;
+      }
+      hello_ = true;
+    } else if (request_.has_envelope()) {
+      TakeEnvelope();
+    }
+    absl::MutexLock lock(&mu_);
+    if (outstanding_ >= deps_->max_outstanding) {
+      read_paused_ = true;
+    } else {
+      StartRead(&request_);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok) write_failed_ = true;
+    MaybeWrite();
+    MaybeFinish();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    MaybeFinish();
+  }
+
+  void OnDone() override {
+    // Finish ran, which needs outstanding_ == 0: no callback can follow.
+    delete this;
+  }
+
+ private:
+  absl::Status TakeHello() {
+    if (!request_.has_hello()) {
+      return absl::FailedPreconditionError(
+          "the first frame of an exchange must be a hello");
+    }
+    const v1::Hello& hello = request_.hello();
+    if (hello.code() != tls_peer_) {
+      return absl::PermissionDeniedError(
+          Cat("hello names ", hello.code(), " but the link is ", tls_peer_));
+    }
+    for (const std::string& pem : hello.signing_certificates()) {
+      absl::Status learned = deps_->keys->Learn(tls_peer_, pem);
+      if (!learned.ok()) {
+        return absl::PermissionDeniedError(
+            Cat("signing certificate of ", tls_peer_, ": ",
+                View(learned.message())));
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  void TakeEnvelope() {
+    v1::Body body;
+    absl::Status checked =
+        deps_->intake->Check(request_.envelope(), tls_peer_, &body);
+    if (!checked.ok()) {
+      v1::Ack ack;
+      ack.set_message_id(body.message_id());
+      ack.set_code(static_cast<int>(checked.code()));
+      ack.set_reason(std::string(View(checked.message())));
+      absl::MutexLock lock(&mu_);
+      acks_.push_back(std::move(ack));
+      MaybeWrite();
+      return;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      ++outstanding_;
+    }
+    Arrival arrival;
+    arrival.envelope = std::move(*request_.mutable_envelope());
+    arrival.body = std::move(body);
+    arrival.from_peer = tls_peer_;
+    arrival.done = [this](v1::Ack ack) { OnCommitted(std::move(ack)); };
+    deps_->committer->Deliver(std::move(arrival));
+  }
+
+  void OnCommitted(v1::Ack ack) {
+    absl::MutexLock lock(&mu_);
+    --outstanding_;
+    acks_.push_back(std::move(ack));
+    MaybeWrite();
+    if (read_paused_ && outstanding_ < deps_->max_outstanding / 2 &&
+        !cancelled_) {
+      read_paused_ = false;
+      StartRead(&request_);
+    }
+    MaybeFinish();
+  }
+
+  void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (writing_ || acks_.empty() || cancelled_ || write_failed_ ||
+        finished_) {
+      return;
+    }
+    response_.Clear();
+    for (v1::Ack& ack : acks_) *response_.add_acks() = std::move(ack);
+    acks_.clear();
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  void MaybeFinish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || outstanding_ > 0 || writing_) return;
+    bool quiet = acks_.empty() || cancelled_ || write_failed_;
+    if ((reads_done_ && quiet) || cancelled_ || write_failed_) {
+      finished_ = true;
+      Finish(cancelled_ ? grpc::Status::CANCELLED : stream_status_);
+    }
+  }
+
+  const PeerServiceDeps* const deps_;
+  const std::string tls_peer_;
+  bool hello_ = false;  // Touched by the read path only.
+  v1::ExchangeRequest request_;
+
+  absl::Mutex mu_;
+  v1::ExchangeResponse response_ ABSL_GUARDED_BY(mu_);
+  std::vector<v1::Ack> acks_ ABSL_GUARDED_BY(mu_);
+  int outstanding_ ABSL_GUARDED_BY(mu_) = 0;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool reads_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_paused_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  grpc::Status stream_status_ ABSL_GUARDED_BY(mu_) = grpc::Status::OK;
+};
+
+// A stream refused before it starts.
+class RefusedExchange final : public ExchangeReactorBase {
+ public:
+  explicit RefusedExchange(grpc::Status status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
+    grpc::CallbackServerContext* context,
+    const v1::GetNodeInfoRequest* /*request*/,
+    v1::GetNodeInfoResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "");
+  if (!caller.ok()) {
+    deps_.log->Warning("call_refused", {{"rpc", "GetNodeInfo"},
+                                        {"peer", context->peer()},
+                                        {"error", caller.status().ToString()}});
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  response->set_code(deps_.self->code);
+  response->set_name(deps_.self->name);
+  response->add_signing_certificates(deps_.self->signing_cert_pem);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+ExchangeReactorBase* PeerServiceImpl::Exchange(
+    grpc::CallbackServerContext* context) {
+  auto caller = RequireCaller(*context, Role::kNode, "");
+  absl::Status refusal = caller.status();
+  if (caller.ok() && deps_.peers.count(caller->code) == 0) {
+    refusal = absl::PermissionDeniedError(
+        Cat(caller->code, " is not a peer of ", deps_.self->code));
+  }
+  if (!refusal.ok()) {
+    deps_.log->Warning("exchange_refused", {{"peer", context->peer()},
+                                            {"error", refusal.ToString()}});
+    deps_.counters->Add("refused_streams");
+    return new RefusedExchange(ToGrpcStatus(refusal));
+  }
+  return new ExchangeReactor(&deps_, caller->code);
+}
+
+}  // namespace caselink::server

@@ -1,0 +1,51 @@
+// The node-to-node gRPC service. Only node certificates may call it, and
+// only configured peers may hand over envelopes.
+#ifndef CASELINK_SERVER_PEER_SERVICE_H_
+#define CASELINK_SERVER_PEER_SERVICE_H_
+
+#include <set>
+#include <string>
+
+#include "caselink/v1/peer.grpc.pb.h"
+#include "core/log.h"
+#include "server/committer.h"
+#include "server/counters.h"
+#include "server/intake.h"
+#include "server/key_ring.h"
+#include "server/node_identity.h"
+
+namespace caselink::server {
+
+struct PeerServiceDeps {
+  const NodeIdentity* self = nullptr;
+  std::set<std::string> peers;
+  KeyRing* keys = nullptr;
+  Intake* intake = nullptr;
+  Committer* committer = nullptr;
+  Counters* counters = nullptr;
+  Logger* log = nullptr;
+  // Envelopes of one stream waiting for the committer, at most; reading
+  // pauses beyond it.
+  int max_outstanding = 4096;
+};
+
+class PeerServiceImpl final : public v1::PeerService::CallbackService {
+ public:
+  // Everything the deps point to must outlive the service.
+  explicit PeerServiceImpl(PeerServiceDeps deps) : deps_(std::move(deps)) {}
+
+  grpc::ServerUnaryReactor* GetNodeInfo(
+      grpc::CallbackServerContext* context,
+      const v1::GetNodeInfoRequest* request,
+      v1::GetNodeInfoResponse* response) override;
+
+  grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>*
+  Exchange(grpc::CallbackServerContext* context) override;
+
+ private:
+  const PeerServiceDeps deps_;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_PEER_SERVICE_H_

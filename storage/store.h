@@ -1,0 +1,283 @@
+// The node's durable state: one RocksDB database per caselinkd, split into
+// column families by purpose, written only through atomic batches.
+//
+// Everything a node knows lives in one data directory. A Store owns the
+// RocksDB instance in it; the outbox, inbox, case and audit code build their
+// own key layouts on top of the few primitives here: point reads, atomic
+// multi-family batches and prefix-bounded iteration.
+#ifndef CASELINK_STORAGE_STORE_H_
+#define CASELINK_STORAGE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rocksdb {
+class ColumnFamilyHandle;
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace caselink::storage {
+
+// The layout version of the data directory, kept under kSchemaVersionKey in
+// the meta family as a decimal string. Bump it whenever a key layout or value
+// format changes incompatibly, and teach Store::Open to migrate from the
+// previous version.
+inline constexpr int kSchemaVersion = 1;
+inline constexpr std::string_view kSchemaVersionKey = "schema_version";
+
+// The column families of a store. Each has its own key space; the on-disk
+// name of each is given by FamilyName().
+enum class Family {
+  kMessages,  // Envelopes by message id; large values go to blob files.
+  kOutbox,    // Per next hop queue keys, pointing at messages.
+  kInbox,     // Messages received for this node, awaiting processing.
+  kCases,     // Case records.
+  kAudit,     // The audit log.
+  kDedup,     // Message ids already seen, with their expiry.
+  kMeta,      // Store-wide settings such as the schema version.
+};
+
+// The RocksDB column family name of `family`, e.g. "messages".
+[[nodiscard]] std::string_view FamilyName(Family family);
+
+// Tuning of a store. The defaults keep a node's RocksDB memory bounded (block
+// cache plus memtables well under 100 MiB) however many messages are queued.
+struct StoreOptions {
+  // Sync the write-ahead log before Commit() returns. Turning it off risks
+  // losing acknowledged messages on power loss; only benchmarks may do so.
+  bool sync_writes = true;
+
+  // The block cache shared by all families; index and filter blocks are
+  // charged to it too, so it bounds table-reading memory.
+  size_t block_cache_bytes = size_t{32} << 20;
+
+  // Memtable size per family, and how many memtables a family may hold
+  // (one being written, the rest waiting for flush).
+  size_t write_buffer_bytes = size_t{16} << 20;
+  int max_write_buffers = 2;
+
+  // All memtables of all families together; beyond it RocksDB flushes early.
+  size_t memtable_budget_bytes = size_t{48} << 20;
+
+  // Table files kept open at once.
+  int max_open_files = 256;
+
+  // Values in the messages family at least this large are stored in blob
+  // files rather than in the LSM tree.
+  uint64_t min_blob_bytes = uint64_t{64} << 10;
+};
+
+class Store;
+
+// A set of writes to apply atomically across families, obtained from
+// Store::NewBatch() and applied with Store::Commit(). Writes apply in the
+// order they were added; nothing is visible before the commit. A Batch copies
+// the keys and values given to it. It is not thread-safe, and must not
+// outlive the Store that made it. A moved-from batch may only be assigned to
+// or destroyed.
+class Batch {
+ public:
+  Batch(Batch&& other) noexcept;
+  Batch& operator=(Batch&& other) noexcept;
+  ~Batch();
+
+  void Put(Family family, std::string_view key, std::string_view value);
+  void Delete(Family family, std::string_view key);
+
+  // Removes all writes added so far.
+  void Clear();
+
+  // The number of writes added.
+  [[nodiscard]] size_t size() const;
+  [[nodiscard]] bool empty() const { return size() == 0; }
+
+  // The encoded size of the batch in bytes, roughly the sum of keys and
+  // values.
+  [[nodiscard]] size_t ByteSize() const;
+
+ private:
+  friend class Store;
+  explicit Batch(const Store* store);
+
+  const Store* store_;
+  std::unique_ptr<rocksdb::WriteBatch> rep_;
+};
+
+// Iterates, in key order, the keys of one family that start with a prefix.
+// The prefix is an upper bound given to RocksDB, so a cursor never reads
+// past the end of its range. A cursor sees the store as it was when the
+// cursor was made (an implicit snapshot). Not thread-safe; must not outlive
+// its Store. A moved-from cursor is not Valid() and may only be assigned to
+// or destroyed.
+class Cursor {
+ public:
+  Cursor(Cursor&& other) noexcept;
+  Cursor& operator=(Cursor&& other) noexcept;
+  ~Cursor();
+
+  // Positions at the first key in the range that is >= `target`. A target
+  // before the prefix means the first key of the range.
+  void Seek(std::string_view target);
+
+  // Positions at the first key of the range.
+  void SeekToFirst();
+
+  // Whether the cursor is on an entry. False at the end of the range and
+  // after an error; status() tells the two apart.
+  [[nodiscard]] bool Valid() const;
+
+  // The current entry; only while Valid(). The views stay good until the
+  // cursor moves or is destroyed.
+  [[nodiscard]] std::string_view key() const;
+  [[nodiscard]] std::string_view value() const;
+
+  // Moves to the next entry; only while Valid().
+  void Next();
+
+  // OK unless reading failed; check it once Valid() turns false.
+  [[nodiscard]] absl::Status status() const;
+
+ private:
+  friend class Store;
+  struct State;
+  explicit Cursor(std::unique_ptr<State> state);
+
+  // Behind a pointer so that the bounds RocksDB points at do not move when
+  // the cursor does.
+  std::unique_ptr<State> state_;
+};
+
+// A node's RocksDB database. All methods are thread-safe; RocksDB serializes
+// writers internally and readers never block.
+//
+// Errors from RocksDB keep its text and map to absl codes: Corruption is
+// DataLoss, IOError is Unavailable (ResourceExhausted when the disk is full),
+// Busy and TryAgain are Unavailable, InvalidArgument stays InvalidArgument,
+// anything else is Internal.
+class Store {
+ public:
+  // Opens the store in `dir`, creating the directory (mode 0700, parents as
+  // needed) and the database if they are missing, and adding any missing
+  // column family.
+  //
+  // Errors, each naming the directory:
+  //   FailedPrecondition: `dir` cannot be created, is not a directory, is
+  //     locked by another process (or another Store in this one), was written
+  //     by a newer schema version, or holds a database that is not a
+  //     caselink store.
+  //   PermissionDenied: `dir` cannot be created or written for lack of
+  //     permission.
+  //   DataLoss: the schema version is unreadable or the database is corrupt.
+  // When the directory holds a newer or foreign store, nothing in it is
+  // changed: it is inspected read-only before anything is written.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<Store>> Open(
+      const std::string& dir, const StoreOptions& options = {});
+
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Closes the database. Commits already returned are durable (when
+  // sync_writes is on); memtables are not flushed, the log replays them at
+  // the next open.
+  ~Store();
+
+  // The value stored under `key`, or nullopt if there is none.
+  [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
+      Family family, std::string_view key) const;
+
+  // A new, empty batch for this store.
+  [[nodiscard]] Batch NewBatch() const;
+
+  // Applies every write in `batch` atomically, or none of them. With
+  // sync_writes the log is on disk before this returns OK. On success the
+  // batch is cleared for reuse; on failure it is left as it was. An empty
+  // batch commits trivially.
+  [[nodiscard]] absl::Status Commit(Batch& batch);
+
+  // A cursor over the keys of `family` starting with `prefix` (all keys when
+  // empty), positioned at the first of them. Failures to read show in the
+  // cursor's status().
+  [[nodiscard]] Cursor NewCursor(Family family, std::string_view prefix) const;
+
+  // Calls `visit` for each entry of `family` whose key starts with `prefix`,
+  // in key order, until it returns false. Returns the first read error.
+  [[nodiscard]] absl::Status Scan(
+      Family family, std::string_view prefix,
+      const std::function<bool(std::string_view key, std::string_view value)>&
+          visit) const;
+
+  // The number of keys of `family` starting with `prefix`. It reads every
+  // entry in the range, values included, so it is meant for tests and
+  // operator tools, not for per-message bookkeeping.
+  [[nodiscard]] absl::StatusOr<uint64_t> CountPrefix(
+      Family family, std::string_view prefix) const;
+
+  // Writes every family's memtable to table (and blob) files and waits for
+  // it. Not needed for durability; useful before a backup and in tests.
+  [[nodiscard]] absl::Status Flush();
+
+  // The data directory, as given to Open().
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+
+ private:
+  friend class Batch;
+
+  Store(std::string dir, const StoreOptions& options, rocksdb::DB* db,
+        std::vector<rocksdb::ColumnFamilyHandle*> handles);
+
+  [[nodiscard]] rocksdb::ColumnFamilyHandle* Handle(Family family) const;
+  [[nodiscard]] absl::Status EnsureSchemaVersion();
+
+  const std::string dir_;
+  const bool sync_writes_;
+  std::unique_ptr<rocksdb::DB> db_;
+  // One per Family in enum order, then the default family.
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+};
+
+// Order-preserving integer encoding for keys: big-endian fixed width, so
+// that bytewise key order is numeric order. For a descending field append
+// ~value.
+
+// Appends `value` to `out` as 8 big-endian bytes.
+inline void AppendUint64BE(std::string* out, uint64_t value) {
+  char bytes[8];
+  for (int i = 7; i >= 0; --i) {
+    bytes[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  out->append(bytes, sizeof(bytes));
+}
+
+// Reads 8 big-endian bytes from the front of `*input` and drops them from
+// it. Returns nullopt, leaving `*input` alone, if fewer than 8 bytes remain.
+[[nodiscard]] inline std::optional<uint64_t> ReadUint64BE(
+    std::string_view* input) {
+  if (input->size() < 8) return std::nullopt;
+  uint64_t value = 0;
+  for (size_t i = 0; i < 8; ++i) {
+    value = (value << 8) | static_cast<unsigned char>((*input)[i]);
+  }
+  input->remove_prefix(8);
+  return value;
+}
+
+// The smallest key greater than every key starting with `prefix`, for use
+// as an exclusive upper bound; nullopt when there is none (an empty prefix,
+// or one made only of 0xff bytes).
+[[nodiscard]] std::optional<std::string> PrefixSuccessor(
+    std::string_view prefix);
+
+}  // namespace caselink::storage
+
+#endif  // CASELINK_STORAGE_STORE_H_

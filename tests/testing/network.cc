@@ -1,0 +1,208 @@
+#include "tests/testing/network.h"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/strings.h"
+#include "absl/time/clock.h"
+#include "client/client_config.h"
+#include "core/division_code.h"
+#include "core/status_macros.h"
+
+namespace caselink::testing {
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string pattern =
+      Cat(base != nullptr ? base : "/tmp", "/caselink-test-XXXXXX");
+  char* made = mkdtemp(pattern.data());
+  path_ = made != nullptr ? made : "";
+}
+
+TempDir::~TempDir() {
+  if (path_.empty() || std::getenv("CASELINK_KEEP_TEST_DIRS") != nullptr) {
+    return;
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string CaselinkdPath() { return CASELINK_CASELINKD_PATH; }
+std::string CaselinkCliPath() { return CASELINK_CLI_PATH; }
+std::string SourceDir() { return CASELINK_SOURCE_DIR; }
+
+bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
+  absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return condition();
+}
+
+absl::Status MakeDevPki(const std::string& out_dir,
+                        const std::vector<std::string>& args) {
+  std::vector<std::string> argv = {"/bin/bash",
+                                   SourceDir() + "/certs/make-dev-pki.sh",
+                                   "--out", out_dir};
+  argv.insert(argv.end(), args.begin(), args.end());
+  CommandResult result = RunCommand(argv, absl::Seconds(120));
+  if (result.exit_code != 0) {
+    return absl::InternalError(
+        Cat("make-dev-pki.sh failed: ", result.output));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
+    std::vector<NodeSpec> nodes, NetworkOptions options) {
+  std::unique_ptr<TestNetwork> network(new TestNetwork());
+  network->options_ = options;
+  std::vector<std::string> pki_args = {"--sign-alg", options.sign_alg};
+  for (NodeSpec& spec : nodes) {
+    CASELINK_ASSIGN_OR_RETURN(spec.code, NormalizeDivisionCode(spec.code));
+    for (std::string& peer : spec.peers) {
+      CASELINK_ASSIGN_OR_RETURN(peer, NormalizeDivisionCode(peer));
+    }
+    pki_args.insert(pki_args.end(),
+                    {"--node", Cat(spec.code, ":", spec.name),
+                     "--operator", Cat(spec.code, ":op"),
+                     "--auditor", Cat(spec.code, ":audit")});
+    Member member;
+    member.port = PickFreePort();
+    member.spec = std::move(spec);
+    network->members_.emplace(member.spec.code, std::move(member));
+  }
+  CASELINK_RETURN_IF_ERROR(MakeDevPki(network->PkiDir(), pki_args));
+  CASELINK_RETURN_IF_ERROR(network->WriteConfigs());
+  return network;
+}
+
+absl::Status TestNetwork::WriteConfigs() {
+  for (auto& [code, member] : members_) {
+    std::string pki = PkiDir();
+    std::string node_dir = Cat(pki, "/nodes/", code);
+    std::filesystem::create_directories(root() + "/configs");
+    std::ofstream config(ConfigPath(code));
+    config << "node:\n  code: \"" << code << "\"\n  name: \""
+           << member.spec.name << "\"\n"
+           << "listen: \"127.0.0.1:" << member.port << "\"\n"
+           << "data_dir: \"" << DataDir(code) << "\"\n"
+           << "tls:\n  cert: \"" << node_dir << "/tls-chain.pem\"\n"
+           << "  key: \"" << node_dir << "/tls.key\"\n"
+           << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n"
+           << "signing:\n  cert: \"" << node_dir << "/sign.crt\"\n"
+           << "  key: \"" << node_dir << "/sign.key\"\n";
+    if (!member.spec.peers.empty()) config << "peers:\n";
+    for (const std::string& peer : member.spec.peers) {
+      auto it = members_.find(peer);
+      int port = it != members_.end() ? it->second.port : PickFreePort();
+      config << "  - code: \"" << peer << "\"\n    address: \"127.0.0.1:"
+             << port << "\"\n";
+    }
+    config << member.spec.extra_config;
+    std::string client_dir =
+        Cat(pki, "/clients/operator-", code, "-op");
+    std::ofstream client(ClientConfigPath(code));
+    client << "node:\n  code: \"" << code << "\"\n  address: \"127.0.0.1:"
+           << member.port << "\"\n"
+           << "tls:\n  cert: \"" << client_dir << "/client.crt\"\n"
+           << "  key: \"" << client_dir << "/client.key\"\n"
+           << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n";
+    if (!config || !client) {
+      return absl::InternalError("cannot write test configs");
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string TestNetwork::Code(const std::string& short_code) const {
+  auto code = NormalizeDivisionCode(short_code);
+  return code.ok() ? *code : short_code;
+}
+
+std::string TestNetwork::ConfigPath(const std::string& code) const {
+  return Cat(root(), "/configs/", Code(code), ".yaml");
+}
+
+std::string TestNetwork::ClientConfigPath(const std::string& code) const {
+  return Cat(root(), "/configs/", Code(code), "-operator.yaml");
+}
+
+std::string TestNetwork::DataDir(const std::string& code) const {
+  return Cat(root(), "/data/", Code(code));
+}
+
+std::string TestNetwork::NodeLog(const std::string& code) const {
+  return Cat(root(), "/", Code(code), ".log");
+}
+
+int TestNetwork::Port(const std::string& code) const {
+  return members_.at(Code(code)).port;
+}
+
+ChildProcess& TestNetwork::Process(const std::string& code) {
+  Member& member = members_.at(Code(code));
+  if (member.process == nullptr) {
+    member.process = std::make_unique<ChildProcess>(
+        std::vector<std::string>{CaselinkdPath(), "--config",
+                                 ConfigPath(code)},
+        NodeLog(code));
+  }
+  return *member.process;
+}
+
+absl::Status TestNetwork::Start(const std::string& code) {
+  ChildProcess& process = Process(code);
+  CASELINK_RETURN_IF_ERROR(process.Spawn());
+  int port = Port(code);
+  bool up = WaitFor(
+      [&] { return !process.Running() || PortAcceptsConnections(port); },
+      absl::Seconds(20));
+  if (!up || !process.Running()) {
+    return absl::InternalError(Cat(
+        "caselinkd ", Code(code), " did not start:\n", process.Log()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TestNetwork::StartAll() {
+  for (auto& [code, member] : members_) {
+    CASELINK_RETURN_IF_ERROR(Start(code));
+  }
+  return absl::OkStatus();
+}
+
+void TestNetwork::Kill(const std::string& code) { Process(code).Signal(SIGKILL); }
+
+int TestNetwork::Stop(const std::string& code) {
+  return Process(code).Signal(SIGTERM);
+}
+
+absl::StatusOr<std::unique_ptr<client::NodeClient>>
+TestNetwork::OperatorClient(const std::string& code) const {
+  CASELINK_ASSIGN_OR_RETURN(client::ClientConfig config,
+                            client::LoadClientConfig(ClientConfigPath(code)));
+  return client::NodeClient::Connect(config);
+}
+
+bool TestNetwork::WaitForPeersConnected(const std::string& code,
+                                        absl::Duration timeout) {
+  auto client = OperatorClient(code);
+  if (!client.ok()) return false;
+  return WaitFor(
+      [&] {
+        auto status = (*client)->GetStatus(absl::Seconds(2));
+        if (!status.ok()) return false;
+        for (const auto& peer : status->peers()) {
+          if (peer.state() != v1::LINK_STATE_CONNECTED) return false;
+        }
+        return true;
+      },
+      timeout);
+}
+
+}  // namespace caselink::testing
