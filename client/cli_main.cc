@@ -1,69 +1,113 @@
 // caselink: the operator's command line for a caselink node.
-#include <cstdio>
+//
+// This file declares the command line and dispatches; the commands are in
+// client/cli_commands.cc.
 #include <cstdlib>
 #include <string>
 
 #include "CLI/CLI.hpp"
-#include "core/strings.h"
-#include "absl/strings/str_format.h"
+#include "client/cli_commands.h"
+#include "client/cli_format.h"
 #include "client/client_config.h"
 #include "client/node_client.h"
-#include "google/protobuf/util/json_util.h"
+#include "core/strings.h"
 
 namespace {
 
-using caselink::client::NodeClient;
+using caselink::cli::Fail;
 
-std::string LinkStateName(caselink::v1::LinkState state) {
-  switch (state) {
-    case caselink::v1::LINK_STATE_CONNECTED:
-      return "connected";
-    case caselink::v1::LINK_STATE_UNREACHABLE:
-      return "unreachable";
-    case caselink::v1::LINK_STATE_CONNECTING:
-      return "connecting";
-    default:
-      return "unknown";
-  }
+// Exit code of every error the parser catches (CLI11 has its own codes,
+// 100 and up; scripts expect 2 for a usage error).
+constexpr int kUsageExit = 2;
+
+struct Command {
+  CLI::App* status = nullptr;
+  CLI::App* send = nullptr;
+  CLI::App* sent = nullptr;
+  CLI::App* inbox = nullptr;
+  CLI::App* read = nullptr;
+  CLI::App* handled = nullptr;
+};
+
+struct Arguments {
+  std::string config_path;
+  bool json = false;
+  caselink::cli::SendOptions send;
+  caselink::cli::SentOptions sent;
+  bool unhandled_only = false;
+  std::string id;
+  bool payload_only = false;
+};
+
+void AddSend(CLI::App& app, Arguments& args, Command& command) {
+  CLI::App* send = command.send =
+      app.add_subcommand("send", "submit a message for delivery");
+  send->add_option("--to", args.send.to,
+                   "division code of the recipient (2 to 12 digits)")
+      ->required();
+  send->add_option("--kind", args.send.kind,
+                   caselink::Cat("what the message is: ",
+                                 caselink::cli::SendableKindNames()))
+      ->required();
+  send->add_option("--case", args.send.case_id, "the case it belongs to");
+  send->add_flag("--green", args.send.green,
+                 "green channel: overtakes ordinary traffic");
+  send->add_option("--reply-to", args.send.reply_to,
+                   "id of the message this one answers");
+  send->add_option("--deadline", args.send.deadline,
+                   "when the recipient should have acted (RFC 3339)");
+  CLI::Option_group* payload =
+      send->add_option_group("payload", "the content, exactly one of");
+  payload->add_option("--payload", args.send.payload, "the payload as text");
+  payload->add_option("--payload-file", args.send.payload_file,
+                      "read the payload from a file (- for stdin)");
+  payload->require_option(1);
 }
 
-int Fail(std::string_view message) {
-  std::fprintf(stderr, "caselink: %.*s\n", static_cast<int>(message.size()),
-               message.data());
-  return 1;
+void AddFollowing(CLI::App& app, Arguments& args, Command& command) {
+  CLI::App* sent = command.sent = app.add_subcommand(
+      "sent", "messages sent from this node, or one of them");
+  sent->add_option("id", args.sent.id, "message id (32 hex digits)");
+  sent->add_flag("--wait", args.sent.wait,
+                 "poll until the message is delivered (exit 0) or rejected "
+                 "(exit 1)");
+  sent->add_option("--timeout", args.sent.timeout_seconds,
+                   "give up waiting after this many seconds (exit 1)")
+      ->check(CLI::Range(0.1, 86400.0))
+      ->capture_default_str();
+
+  CLI::App* inbox = command.inbox =
+      app.add_subcommand("inbox", "messages that arrived at this node");
+  inbox->add_flag("--unhandled", args.unhandled_only,
+                  "leave out those marked handled");
+
+  CLI::App* read = command.read =
+      app.add_subcommand("read", "one arrived message and its payload");
+  read->add_option("id", args.id, "message id (32 hex digits)")->required();
+  read->add_flag("--payload-only", args.payload_only,
+                 "write the raw payload bytes alone to stdout");
+
+  CLI::App* handled = command.handled =
+      app.add_subcommand("handled", "mark an arrived message handled");
+  handled->add_option("id", args.id, "message id (32 hex digits)")->required();
 }
 
-int PrintJson(const google::protobuf::Message& message) {
-  std::string json;
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = false;
-  options.preserve_proto_field_names = true;
-  options.always_print_primitive_fields = true;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
-           .ok()) {
-    return Fail("cannot render the answer as JSON");
+int Dispatch(const Command& command, const Arguments& args,
+             caselink::client::NodeClient& client) {
+  namespace cli = caselink::cli;
+  if (command.status->parsed()) return cli::RunStatus(client, args.json);
+  if (command.send->parsed()) return cli::RunSend(client, args.send, args.json);
+  if (command.sent->parsed()) return cli::RunSent(client, args.sent, args.json);
+  if (command.inbox->parsed()) {
+    return cli::RunInbox(client, args.unhandled_only, args.json);
   }
-  std::printf("%s\n", json.c_str());
-  return 0;
-}
-
-int RunStatus(NodeClient& client, bool json) {
-  auto status = client.GetStatus();
-  if (!status.ok()) return Fail(status.status().ToString());
-  if (json) return PrintJson(*status);
-  std::printf("node %s  %s\n", status->code().c_str(), status->name().c_str());
-  std::printf("%-12s  %-12s  %-7s  %-22s  %s\n", "PEER", "STATE", "QUEUED",
-              "ADDRESS", "NAME / ERROR");
-  for (const auto& peer : status->peers()) {
-    const std::string& detail =
-        peer.state() == caselink::v1::LINK_STATE_CONNECTED ? peer.name()
-                                                           : peer.last_error();
-    std::printf("%-12s  %-12s  %-7llu  %-22s  %s\n", peer.code().c_str(),
-                LinkStateName(peer.state()).c_str(),
-                static_cast<unsigned long long>(peer.queued()),
-                peer.address().c_str(), detail.c_str());
+  if (command.read->parsed()) {
+    return cli::RunRead(client, args.id, args.payload_only, args.json);
   }
-  return 0;
+  if (command.handled->parsed()) {
+    return cli::RunHandled(client, args.id, args.json);
+  }
+  return Fail("no command given", kUsageExit);
 }
 
 }  // namespace
@@ -71,25 +115,41 @@ int RunStatus(NodeClient& client, bool json) {
 int main(int argc, char** argv) {
   CLI::App app{"caselink: talk to your caselink node"};
   app.require_subcommand(1);
-  std::string config_path;
-  if (const char* env = std::getenv("CASELINK_CONFIG")) config_path = env;
-  app.add_option("--config", config_path,
+  // Global options may also follow the command: caselink inbox --json.
+  app.fallthrough();
+  app.failure_message([](const CLI::App*, const CLI::Error& error) {
+    return caselink::Cat("caselink: ", error.what(),
+                         "\nRun with --help for more information.\n");
+  });
+
+  Arguments args;
+  if (const char* env = std::getenv("CASELINK_CONFIG")) args.config_path = env;
+  app.add_option("--config", args.config_path,
                  "client configuration file (YAML); default $CASELINK_CONFIG");
-  bool json = false;
-  app.add_flag("--json", json, "print machine-readable JSON");
+  app.add_flag("--json", args.json, "print machine-readable JSON");
 
-  CLI::App* status = app.add_subcommand("status", "the node and its peers");
-  CLI11_PARSE(app, argc, argv);
+  Command command;
+  command.status = app.add_subcommand("status", "the node and its peers");
+  AddSend(app, args, command);
+  AddFollowing(app, args, command);
 
-  if (config_path.empty()) {
-    return Fail("no client configuration: pass --config FILE or set "
-                "CASELINK_CONFIG");
+  // CLI11 reports parse errors, --help included, by throwing; this is the
+  // one place they are caught.
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? 0 : kUsageExit;
   }
-  auto config = caselink::client::LoadClientConfig(config_path);
-  if (!config.ok()) return Fail(caselink::View(config.status().message()));
-  auto client = NodeClient::Connect(*config);
-  if (!client.ok()) return Fail(caselink::View(client.status().message()));
 
-  if (status->parsed()) return RunStatus(**client, json);
-  return Fail("no command given");
+  if (args.config_path.empty()) {
+    return Fail(
+        "no client configuration: pass --config FILE or set "
+        "CASELINK_CONFIG");
+  }
+  auto config = caselink::client::LoadClientConfig(args.config_path);
+  if (!config.ok()) return Fail(caselink::View(config.status().message()));
+  auto client = caselink::client::NodeClient::Connect(*config);
+  if (!client.ok()) return Fail(caselink::View(client.status().message()));
+  return Dispatch(command, args, **client);
 }

@@ -2,8 +2,8 @@
 
 #include "core/config_file.h"
 #include "core/division_code.h"
-#include "core/strings.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 
 namespace caselink::client {
 

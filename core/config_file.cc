@@ -19,11 +19,9 @@ absl::StatusOr<ConfigSection> ConfigSection::ParseFile(
   if (!in) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) {
-      return absl::NotFoundError(
-          Cat("config ", path, ": no such file"));
+      return absl::NotFoundError(Cat("config ", path, ": no such file"));
     }
-    return absl::InvalidArgumentError(
-        Cat("config ", path, ": cannot be read"));
+    return absl::InvalidArgumentError(Cat("config ", path, ": cannot be read"));
   }
   // yaml-cpp reports malformed input by throwing; this is the one place
   // where such an exception is turned into a status.
@@ -31,9 +29,9 @@ absl::StatusOr<ConfigSection> ConfigSection::ParseFile(
   try {
     root = YAML::Load(in);
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(Cat(
-        "config ", path, ": line ", e.mark.line + 1, ": not valid YAML: ",
-        e.msg));
+    return absl::InvalidArgumentError(Cat("config ", path, ": line ",
+                                          e.mark.line + 1,
+                                          ": not valid YAML: ", e.msg));
   }
   if (!root.IsMap()) {
     return absl::InvalidArgumentError(
@@ -53,9 +51,9 @@ absl::Status ConfigSection::Error(std::string_view key,
   YAML::Node at = node_;
   if (!key.empty() && node_[std::string(key)]) at = node_[std::string(key)];
   std::string where = PathOf(key);
-  return absl::InvalidArgumentError(
-      Cat("config ", file_, ": line ", LineOf(at), ": ",
-                   where.empty() ? "" : where + ": ", message));
+  return absl::InvalidArgumentError(Cat("config ", file_, ": line ", LineOf(at),
+                                        ": ", where.empty() ? "" : where + ": ",
+                                        message));
 }
 
 absl::Status ConfigSection::AllowOnly(
@@ -65,9 +63,9 @@ absl::Status ConfigSection::AllowOnly(
     bool known = false;
     for (std::string_view name : allowed) known = known || name == key;
     if (!known) {
-      return absl::InvalidArgumentError(Cat(
-          "config ", file_, ": line ", LineOf(entry.first), ": ",
-          PathOf(key), ": unknown setting"));
+      return absl::InvalidArgumentError(Cat("config ", file_, ": line ",
+                                            LineOf(entry.first), ": ",
+                                            PathOf(key), ": unknown setting"));
     }
   }
   return absl::OkStatus();
@@ -151,9 +149,9 @@ absl::Status ConfigSection::ForEachInList(
   for (size_t i = 0; i < list.size(); ++i) {
     std::string item_path = Cat(PathOf(key), "[", i, "]");
     if (!list[i].IsMap()) {
-      return absl::InvalidArgumentError(
-          Cat("config ", file_, ": line ", LineOf(list[i]), ": ",
-                       item_path, ": must be a mapping"));
+      return absl::InvalidArgumentError(Cat("config ", file_, ": line ",
+                                            LineOf(list[i]), ": ", item_path,
+                                            ": must be a mapping"));
     }
     absl::Status status = visit(ConfigSection(file_, item_path, list[i]));
     if (!status.ok()) return status;

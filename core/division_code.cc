@@ -22,8 +22,7 @@ absl::StatusOr<std::string> NormalizeDivisionCode(std::string_view code) {
   if (!AllDigits(code) ||
       (n != 2 && n != 4 && n != 6 && n != 9 && n != kFullLength)) {
     return absl::InvalidArgumentError(Cat(
-        "division code \"", code,
-        "\" is not 2, 4, 6, 9 or 12 decimal digits"));
+        "division code \"", code, "\" is not 2, 4, 6, 9 or 12 decimal digits"));
   }
   if (code.substr(0, 2) == "00") {
     return absl::InvalidArgumentError(

@@ -59,8 +59,7 @@ absl::StatusOr<std::vector<v1::Envelope>> SignBodies(
     v1::BatchProof* batch = signature->mutable_batch();
     batch->set_leaf_index(i);
     batch->set_tree_size(bodies.size());
-    CASELINK_ASSIGN_OR_RETURN(std::vector<std::string> path,
-                              tree.AuditPath(i));
+    CASELINK_ASSIGN_OR_RETURN(std::vector<std::string> path, tree.AuditPath(i));
     for (std::string& hash : path) batch->add_path(std::move(hash));
     envelopes[i].set_body(bodies[i]);
   }

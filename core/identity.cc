@@ -1,8 +1,8 @@
 #include "core/identity.h"
 
 #include "absl/status/status.h"
-#include "core/strings.h"
 #include "core/division_code.h"
+#include "core/strings.h"
 
 namespace caselink {
 namespace {
@@ -35,8 +35,7 @@ std::string_view RoleName(Role role) {
 
 absl::StatusOr<Identity> ParseIdentityUri(std::string_view uri) {
   auto invalid = [&](std::string_view why) {
-    return absl::InvalidArgumentError(
-        Cat("identity \"", uri, "\": ", why));
+    return absl::InvalidArgumentError(Cat("identity \"", uri, "\": ", why));
   };
   if (!uri.starts_with(kPrefix)) return invalid("not a caselink URI");
   std::vector<std::string_view> parts;

@@ -2,9 +2,9 @@
 
 #include <utility>
 
-#include "core/strings.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "core/strings.h"
 
 namespace caselink {
 namespace {

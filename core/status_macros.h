@@ -6,12 +6,12 @@
 #include "absl/status/statusor.h"
 
 // Returns from the calling function with `expr`'s status if it is not OK.
-#define CASELINK_RETURN_IF_ERROR(expr)              \
-  do {                                              \
-    ::absl::Status caselink_status_ = (expr);       \
-    if (!caselink_status_.ok()) {                   \
-      return caselink_status_;                      \
-    }                                               \
+#define CASELINK_RETURN_IF_ERROR(expr)        \
+  do {                                        \
+    ::absl::Status caselink_status_ = (expr); \
+    if (!caselink_status_.ok()) {             \
+      return caselink_status_;                \
+    }                                         \
   } while (false)
 
 #define CASELINK_CONCAT_INNER_(a, b) a##b

@@ -5,10 +5,10 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
-#include "core/strings.h"
 #include "core/crypto.h"
 #include "core/identity.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 
 namespace caselink {
 namespace {
@@ -23,8 +23,7 @@ absl::StatusOr<std::string> ReadPemFile(const std::string& path,
   std::ostringstream text;
   text << in.rdbuf();
   if (!absl::StrContains(text.str(), "-----BEGIN ")) {
-    return absl::InvalidArgumentError(
-        Cat(what, " ", path, ": not a PEM file"));
+    return absl::InvalidArgumentError(Cat(what, " ", path, ": not a PEM file"));
   }
   return text.str();
 }
@@ -43,8 +42,7 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const std::string& cert_path,
   CASELINK_ASSIGN_OR_RETURN(PublicKey cert_key, cert.public_key());
   if (key.PublicKeyDer() != cert_key.SpkiDer()) {
     return absl::InvalidArgumentError(
-        Cat("key ", key_path, ": does not match certificate ",
-                     cert_path));
+        Cat("key ", key_path, ": does not match certificate ", cert_path));
   }
   CASELINK_ASSIGN_OR_RETURN(material.key_pem, ReadPemFile(key_path, "key"));
   CASELINK_ASSIGN_OR_RETURN(material.roots_pem,
@@ -79,8 +77,8 @@ std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& address,
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 10000);
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
-  return grpc::CreateCustomChannel(
-      address, grpc::SslCredentials(options), args);
+  return grpc::CreateCustomChannel(address, grpc::SslCredentials(options),
+                                   args);
 }
 
 }  // namespace caselink

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "core/strings.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 
 namespace caselink::server {
 
@@ -30,15 +30,14 @@ absl::StatusOr<Identity> RequireCaller(const grpc::ServerContextBase& context,
                                        Role role, std::string_view code) {
   CASELINK_ASSIGN_OR_RETURN(Identity caller, IdentifyCaller(context));
   if (caller.role != role) {
-    return absl::PermissionDeniedError(
-        Cat("this call needs a ", RoleName(role),
-                     " certificate; the caller is a ", RoleName(caller.role),
-                     " of ", caller.code));
+    return absl::PermissionDeniedError(Cat(
+        "this call needs a ", RoleName(role), " certificate; the caller is a ",
+        RoleName(caller.role), " of ", caller.code));
   }
   if (!code.empty() && caller.code != code) {
-    return absl::PermissionDeniedError(Cat(
-        "the caller's ", RoleName(role), " certificate belongs to ",
-        caller.code, ", not to ", code));
+    return absl::PermissionDeniedError(Cat("the caller's ", RoleName(role),
+                                           " certificate belongs to ",
+                                           caller.code, ", not to ", code));
   }
   return caller;
 }

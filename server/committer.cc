@@ -193,8 +193,7 @@ void Committer::Process(std::vector<Submission> submissions,
                          {"items", Cat(group.finish.size())},
                          {"next", "refusing this group; senders will retry"}});
     status = absl::UnavailableError(
-        Cat("this node could not store the message: ",
-            View(status.message())));
+        Cat("this node could not store the message: ", View(status.message())));
   }
   for (auto& finish : group.finish) finish(status);
   if (status.ok() && options_.listener != nullptr) {
@@ -207,8 +206,8 @@ void Committer::Process(std::vector<Submission> submissions,
 void Committer::TakeArrival(Group& group, Arrival& arrival) {
   const v1::Body& body = arrival.body;
   const std::string& id = body.message_id();
-  auto reply = [&group, done = std::move(arrival.done), id](
-                   absl::Status verdict) {
+  auto reply = [&group, done = std::move(arrival.done),
+                id](absl::Status verdict) {
     group.finish.push_back([done, id, verdict](const absl::Status& status) {
       const absl::Status& outcome = status.ok() ? verdict : status;
       done(MakeAck(id, outcome.code(), std::string(View(outcome.message()))));
@@ -234,8 +233,8 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
   }
   std::string expiry;
   storage::AppendUint64BE(
-      &expiry, static_cast<uint64_t>(absl::ToUnixMicros(
-                   absl::Now() + options_.dedup_retention)));
+      &expiry, static_cast<uint64_t>(
+                   absl::ToUnixMicros(absl::Now() + options_.dedup_retention)));
 
   absl::Status verdict = absl::OkStatus();
   if (body.recipient() != options_.self) {
@@ -262,8 +261,8 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     record.set_received_unix_micros(NowMicros());
     record.set_from_peer(arrival.from_peer);
     record.set_inbox_key(inbox_key);
-    auto digest = BodyDigest(options_.signing_key->scheme(),
-                             arrival.envelope.body());
+    auto digest =
+        BodyDigest(options_.signing_key->scheme(), arrival.envelope.body());
     *record.mutable_envelope() = std::move(arrival.envelope);
     group.batch.Put(Family::kMessages, InboxRecordKey(id),
                     record.SerializeAsString());
@@ -274,8 +273,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     receipt.set_sender(options_.self);
     receipt.set_recipient(body.sender());
     *receipt.mutable_created_at() =
-        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
-            NowMicros());
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(NowMicros());
     receipt.set_kind(v1::MESSAGE_KIND_RECEIPT);
     receipt.set_case_id(body.case_id());
     receipt.set_in_reply_to(id);
@@ -296,7 +294,16 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     }
     options_.counters->Add("received");
   }
-  if (verdict.ok()) group.batch.Put(Family::kDedup, id, expiry);
+  if (verdict.ok()) {
+    group.batch.Put(Family::kDedup, id, expiry);
+  } else {
+    options_.counters->Add("refused_after_intake");
+    options_.log->Warning("envelope_refused",
+                          {{"message", MessageIdText(id)},
+                           {"peer", arrival.from_peer},
+                           {"code", absl::StatusCodeToString(verdict.code())},
+                           {"reason", std::string(View(verdict.message()))}});
+  }
   reply(verdict);
 }
 
@@ -306,9 +313,8 @@ absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
   CASELINK_ASSIGN_OR_RETURN(SentState * state,
                             LoadSent(group, receipt.message_id()));
   if (state == nullptr) {
-    return absl::NotFoundError(
-        Cat("receipt for unknown message ",
-            MessageIdText(receipt.message_id())));
+    return absl::NotFoundError(Cat("receipt for unknown message ",
+                                   MessageIdText(receipt.message_id())));
   }
   if (state->recipient() != body.sender() ||
       state->body_digest() != receipt.body_digest()) {
@@ -353,8 +359,9 @@ absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
                                                const std::string& id) {
   auto it = group.sent.find(id);
   if (it != group.sent.end()) return &it->second;
-  CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> value,
-                            options_.store->Get(Family::kMessages, SentKey(id)));
+  CASELINK_ASSIGN_OR_RETURN(
+      std::optional<std::string> value,
+      options_.store->Get(Family::kMessages, SentKey(id)));
   if (!value.has_value()) return nullptr;
   SentState state;
   if (!state.ParseFromString(*value)) {

@@ -2,11 +2,10 @@
 
 #include <set>
 
-#include "core/strings.h"
 #include "core/config_file.h"
 #include "core/division_code.h"
-#include "core/strings.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 
 namespace caselink::server {
 namespace {
@@ -42,8 +41,8 @@ absl::Status ReadDelivery(const ConfigSection& section,
   delivery->window = static_cast<uint32_t>(window);
   CASELINK_ASSIGN_OR_RETURN(uint64_t initial,
                             section.UnsignedOr("retry_initial_ms", 200, 60000));
-  CASELINK_ASSIGN_OR_RETURN(
-      uint64_t max, section.UnsignedOr("retry_max_ms", 30000, 3600000));
+  CASELINK_ASSIGN_OR_RETURN(uint64_t max,
+                            section.UnsignedOr("retry_max_ms", 30000, 3600000));
   if (initial == 0 || max < initial) {
     return section.Error("retry_max_ms",
                          "retry_initial_ms must be at least 1 and no more "
@@ -65,8 +64,8 @@ absl::Status ReadPeers(const ConfigSection& top, NodeConfig* config) {
       return peer.Error("code", "a node cannot be its own peer");
     }
     if (!seen.insert(entry.code).second) {
-      return peer.Error("code", Cat("peer ", entry.code,
-                                             " is listed more than once"));
+      return peer.Error("code",
+                        Cat("peer ", entry.code, " is listed more than once"));
     }
     config->peers.push_back(std::move(entry));
     return absl::OkStatus();
@@ -77,9 +76,9 @@ absl::Status ReadPeers(const ConfigSection& top, NodeConfig* config) {
 
 absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(ConfigSection top, ConfigSection::ParseFile(path));
-  CASELINK_RETURN_IF_ERROR(top.AllowOnly({"node", "listen", "data_dir", "tls",
-                                          "signing", "peers", "delivery",
-                                          "log_level"}));
+  CASELINK_RETURN_IF_ERROR(
+      top.AllowOnly({"node", "listen", "data_dir", "tls", "signing", "peers",
+                     "delivery", "log_level"}));
   NodeConfig config;
 
   CASELINK_ASSIGN_OR_RETURN(auto node, top.Section("node"));
@@ -119,8 +118,8 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(auto level, top.OptionalString("log_level"));
   if (level && !ParseLogLevel(*level, &config.log_level)) {
     return top.Error("log_level", Cat("\"", *level,
-                                               "\" is not debug, info, "
-                                               "warning or error"));
+                                      "\" is not debug, info, "
+                                      "warning or error"));
   }
   return config;
 }

@@ -56,16 +56,18 @@ absl::Status Intake::Check(const v1::Envelope& envelope,
 absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
                                    const std::string& tls_peer,
                                    v1::Body* body) {
-  const size_t size = envelope.ByteSizeLong();
-  if (size > delivery_.max_envelope_bytes) {
-    return absl::ResourceExhaustedError(
-        Cat("envelope of ", size, " bytes is over the limit of ",
-            delivery_.max_envelope_bytes));
-  }
+  // The body is parsed even when the envelope is too large, so that the
+  // refusal can name the message; gRPC bounds what arrives at all.
   if (!body->ParseFromString(envelope.body())) {
     body->Clear();
     return absl::InvalidArgumentError(
         "envelope body does not parse as caselink.v1.Body");
+  }
+  const size_t size = envelope.ByteSizeLong();
+  if (size > delivery_.max_envelope_bytes) {
+    return absl::ResourceExhaustedError(Cat("envelope of ", size,
+                                            " bytes is over the limit of ",
+                                            delivery_.max_envelope_bytes));
   }
   if (body->message_id().size() != kMessageIdSize) {
     return absl::InvalidArgumentError(
@@ -89,8 +91,8 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
             " but arrived over the link of ", tls_peer));
   }
   if (std::find(hops.begin(), hops.end(), self_) != hops.end()) {
-    return absl::AbortedError(Cat("routing loop: ", self_,
-                                  " is already on the hop list"));
+    return absl::AbortedError(
+        Cat("routing loop: ", self_, " is already on the hop list"));
   }
   if (body->recipient() != self_ && envelope.routing().hop_limit() == 0) {
     return absl::AbortedError("hop limit spent");
@@ -108,20 +110,20 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
 
   auto signer = keys_->Find(envelope.signature().key_id());
   if (!signer.ok()) {
-    return absl::FailedPreconditionError(
-        Cat("unknown sender ", body->sender(), ": ",
-            View(signer.status().message())));
+    return absl::FailedPreconditionError(Cat("unknown sender ", body->sender(),
+                                             ": ",
+                                             View(signer.status().message())));
   }
   if (signer->code != body->sender()) {
-    return absl::UnauthenticatedError(
-        Cat("signed with a key of ", signer->code, ", not of the sender ",
-            body->sender()));
+    return absl::UnauthenticatedError(Cat("signed with a key of ", signer->code,
+                                          ", not of the sender ",
+                                          body->sender()));
   }
   absl::Status verified = checker_.Verify(envelope, signer->key);
   if (!verified.ok()) {
     return absl::UnauthenticatedError(
-        Cat("signature of ", body->sender(), " does not verify: ",
-            View(verified.message())));
+        Cat("signature of ", body->sender(),
+            " does not verify: ", View(verified.message())));
   }
   return absl::OkStatus();
 }

@@ -29,8 +29,8 @@ namespace caselink::server {
 class Intake {
  public:
   // Does not take ownership; all must outlive the intake.
-  Intake(std::string self, const DeliveryConfig& delivery,
-         const KeyRing* keys, Counters* counters, Logger* log)
+  Intake(std::string self, const DeliveryConfig& delivery, const KeyRing* keys,
+         Counters* counters, Logger* log)
       : self_(std::move(self)),
         delivery_(delivery),
         keys_(keys),
@@ -40,8 +40,7 @@ class Intake {
   // Checks `envelope`, handed over on a link authenticated as `tls_peer`.
   // On success `body` holds the parsed body.
   [[nodiscard]] absl::Status Check(const v1::Envelope& envelope,
-                                   const std::string& tls_peer,
-                                   v1::Body* body);
+                                   const std::string& tls_peer, v1::Body* body);
 
  private:
   absl::Status CheckUnlogged(const v1::Envelope& envelope,

@@ -58,9 +58,8 @@ absl::Status KeyRing::Learn(std::string_view code,
   auto identity = IdentityFromUris(cert.uri_sans());
   if (!identity.ok() || identity->role != Role::kNode ||
       identity->code != code) {
-    return absl::PermissionDeniedError(
-        Cat("signing certificate ", cert.subject(), " does not name node ",
-            code));
+    return absl::PermissionDeniedError(Cat(
+        "signing certificate ", cert.subject(), " does not name node ", code));
   }
   // A certificate that has since expired still vouches for what it signed
   // while it was valid, so the chain is checked at the start of its life.

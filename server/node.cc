@@ -23,10 +23,9 @@ absl::Status CheckTlsCertificateNames(const NodeConfig& config,
   auto identity = IdentityFromUris(cert.uri_sans());
   if (!identity.ok() || identity->role != Role::kNode ||
       identity->code != config.code) {
-    return absl::InvalidArgumentError(
-        Cat("certificate ", config.tls_cert, ": does not name node ",
-            config.code, " (expected URI urn:caselink:node:", config.code,
-            ")"));
+    return absl::InvalidArgumentError(Cat(
+        "certificate ", config.tls_cert, ": does not name node ", config.code,
+        " (expected URI urn:caselink:node:", config.code, ")"));
   }
   absl::Status chain = trust.VerifyChain(cert);
   if (!chain.ok()) {
@@ -48,8 +47,8 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
 
 absl::Status Node::Open() {
   CASELINK_ASSIGN_OR_RETURN(
-      tls_, LoadTlsMaterial(config_.tls_cert, config_.tls_key,
-                            config_.ca_bundle));
+      tls_,
+      LoadTlsMaterial(config_.tls_cert, config_.tls_key, config_.ca_bundle));
   CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
                             TrustStore::LoadPemFile(config_.ca_bundle));
   trust_ = std::make_unique<TrustStore>(std::move(trust));
@@ -114,7 +113,8 @@ absl::Status Node::ClaimStore() {
 absl::Status Node::Serve() {
   PeerServiceDeps peer_deps;
   peer_deps.self = identity_.get();
-  for (const PeerConfig& peer : config_.peers) peer_deps.peers.insert(peer.code);
+  for (const PeerConfig& peer : config_.peers)
+    peer_deps.peers.insert(peer.code);
   peer_deps.keys = keys_.get();
   peer_deps.intake = intake_.get();
   peer_deps.committer = committer_.get();
@@ -141,9 +141,8 @@ absl::Status Node::Serve() {
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
-    return absl::UnavailableError(
-        Cat("cannot listen on ", config_.listen,
-            ": the address is in use or not valid"));
+    return absl::UnavailableError(Cat("cannot listen on ", config_.listen,
+                                      ": the address is in use or not valid"));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
   for (auto& link : links_) CASELINK_RETURN_IF_ERROR(link->Start());

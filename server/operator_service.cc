@@ -70,8 +70,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::Serve(
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::GetStatus(
     grpc::CallbackServerContext* context,
-    const v1::GetStatusRequest* /*request*/,
-    v1::GetStatusResponse* response) {
+    const v1::GetStatusRequest* /*request*/, v1::GetStatusResponse* response) {
   return Serve(context, "GetStatus", [&] { return FillStatus(response); });
 }
 
@@ -313,8 +312,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::GetInboxMessage(
 }
 
 grpc::ServerUnaryReactor* OperatorServiceImpl::MarkHandled(
-    grpc::CallbackServerContext* context,
-    const v1::MarkHandledRequest* request,
+    grpc::CallbackServerContext* context, const v1::MarkHandledRequest* request,
     v1::MarkHandledResponse* /*response*/) {
   return Serve(context, "MarkHandled", [&]() -> absl::Status {
     CASELINK_RETURN_IF_ERROR(RequireMessageId(request->message_id()));
@@ -322,9 +320,9 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::MarkHandled(
     CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> value,
                               deps_.store->Get(Family::kMessages, key));
     if (!value.has_value()) {
-      return absl::NotFoundError(
-          Cat("no message ", MessageIdText(request->message_id()),
-              " arrived at this node"));
+      return absl::NotFoundError(Cat("no message ",
+                                     MessageIdText(request->message_id()),
+                                     " arrived at this node"));
     }
     store::v1::InboxRecord record;
     if (!record.ParseFromString(*value)) {

@@ -93,12 +93,11 @@ void PeerLink::SetState(v1::LinkState state, std::string error) {
                                        {"address", peer_.address},
                                        {"queued", Cat(queued_.load())}});
   } else {
-    deps_.log->Warning("peer_unreachable",
-                       {{"peer", peer_.code},
-                        {"address", peer_.address},
-                        {"error", error},
-                        {"queued", Cat(queued_.load())},
-                        {"next", "retrying with backoff"}});
+    deps_.log->Warning("peer_unreachable", {{"peer", peer_.code},
+                                            {"address", peer_.address},
+                                            {"error", error},
+                                            {"queued", Cat(queued_.load())},
+                                            {"next", "retrying with backoff"}});
   }
 }
 
@@ -116,9 +115,9 @@ absl::Status PeerLink::Probe() {
   for (const std::string& pem : info.signing_certificates()) {
     absl::Status learned = deps_.keys->Learn(peer_.code, pem);
     if (!learned.ok()) {
-      return absl::PermissionDeniedError(
-          Cat("signing certificate of ", peer_.code, ": ",
-              View(learned.message())));
+      return absl::PermissionDeniedError(Cat("signing certificate of ",
+                                             peer_.code, ": ",
+                                             View(learned.message())));
     }
   }
   absl::MutexLock lock(&mu_);
@@ -139,7 +138,7 @@ void PeerLink::Run() {
       grpc::ClientContext context;
       progressed = Session(&context);
     } else {
-      SetState(v1::LINK_STATE_UNREACHABLE, probed.ToString());
+      SetState(v1::LINK_STATE_UNREACHABLE, std::string(View(probed.message())));
     }
     if (progressed) backoff = delivery_.retry_initial;
     absl::MutexLock lock(&mu_);
@@ -167,8 +166,7 @@ bool PeerLink::Session(grpc::ClientContext* context) {
   std::unique_ptr<Stream> stream = stub_->Exchange(context);
   v1::ExchangeRequest hello;
   hello.mutable_hello()->set_code(deps_.self->code);
-  hello.mutable_hello()->add_signing_certificates(
-      deps_.self->signing_cert_pem);
+  hello.mutable_hello()->add_signing_certificates(deps_.self->signing_cert_pem);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
 
@@ -209,8 +207,8 @@ bool PeerLink::Fill(Stream* stream) {
   std::vector<store::v1::OutboxEntry> batch;
   {
     absl::MutexLock lock(&mu_);
-    size_t room = delivery_.window - std::min<size_t>(delivery_.window,
-                                                      in_flight_.size());
+    size_t room = delivery_.window -
+                  std::min<size_t>(delivery_.window, in_flight_.size());
     storage::Cursor cursor =
         deps_.store->NewCursor(storage::Family::kOutbox, peer_.code);
     if (!next_key_.empty()) cursor.Seek(next_key_);
@@ -219,9 +217,9 @@ bool PeerLink::Fill(Stream* stream) {
       store::v1::OutboxEntry entry;
       if (!entry.ParseFromArray(cursor.value().data(),
                                 static_cast<int>(cursor.value().size()))) {
-        deps_.log->Error("outbox_entry_corrupt",
-                         {{"peer", peer_.code},
-                          {"next", "skipping it; it stays on disk"}});
+        deps_.log->Error(
+            "outbox_entry_corrupt",
+            {{"peer", peer_.code}, {"next", "skipping it; it stays on disk"}});
         continue;
       }
       const std::string& id = entry.message_id();
@@ -280,13 +278,13 @@ void PeerLink::ReadAcks(Stream* stream) {
     if (!verdicts.empty()) {
       for (const HopVerdict& verdict : verdicts) {
         if (verdict.code != 0) {
-          deps_.log->Warning("envelope_refused_by_peer",
-                             {{"message", MessageIdText(verdict.message_id)},
-                              {"peer", peer_.code},
-                              {"code", absl::StatusCodeToString(
-                                           static_cast<absl::StatusCode>(
-                                               verdict.code))},
-                              {"reason", verdict.reason}});
+          deps_.log->Warning(
+              "envelope_refused_by_peer",
+              {{"message", MessageIdText(verdict.message_id)},
+               {"peer", peer_.code},
+               {"code", absl::StatusCodeToString(
+                            static_cast<absl::StatusCode>(verdict.code))},
+               {"reason", verdict.reason}});
         }
       }
       uint64_t settled = verdicts.size();

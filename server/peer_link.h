@@ -85,8 +85,8 @@ class PeerLink {
   bool Session(grpc::ClientContext* context);
   // Writes outbox entries until the window is full or the outbox is
   // drained; false once the stream has broken.
-  bool Fill(grpc::ClientReaderWriter<v1::ExchangeRequest,
-                                     v1::ExchangeResponse>* stream);
+  bool Fill(grpc::ClientReaderWriter<v1::ExchangeRequest, v1::ExchangeResponse>*
+                stream);
   void ReadAcks(grpc::ClientReaderWriter<v1::ExchangeRequest,
                                          v1::ExchangeResponse>* stream);
   void SetState(v1::LinkState state, std::string error);

@@ -35,9 +35,8 @@ class ExchangeReactor final : public ExchangeReactorBase {
     if (!hello_) {
       absl::Status status = TakeHello();
       if (!status.ok()) {
-        deps_->log->Warning("exchange_refused",
-                            {{"peer", tls_peer_},
-                             {"error", status.ToString()}});
+        deps_->log->Warning("exchange_refused", {{"peer", tls_peer_},
+                                                 {"error", status.ToString()}});
         absl::MutexLock lock(&mu_);
         reads_done_ = true;
         stream_status_ = ToGrpcStatus(status);
@@ -89,9 +88,9 @@ class ExchangeReactor final : public ExchangeReactorBase {
     for (const std::string& pem : hello.signing_certificates()) {
       absl::Status learned = deps_->keys->Learn(tls_peer_, pem);
       if (!learned.ok()) {
-        return absl::PermissionDeniedError(
-            Cat("signing certificate of ", tls_peer_, ": ",
-                View(learned.message())));
+        return absl::PermissionDeniedError(Cat("signing certificate of ",
+                                               tls_peer_, ": ",
+                                               View(learned.message())));
       }
     }
     return absl::OkStatus();
@@ -137,8 +136,7 @@ class ExchangeReactor final : public ExchangeReactorBase {
   }
 
   void MaybeWrite() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (writing_ || acks_.empty() || cancelled_ || write_failed_ ||
-        finished_) {
+    if (writing_ || acks_.empty() || cancelled_ || write_failed_ || finished_) {
       return;
     }
     response_.Clear();

@@ -39,8 +39,8 @@ class PeerServiceImpl final : public v1::PeerService::CallbackService {
       const v1::GetNodeInfoRequest* request,
       v1::GetNodeInfoResponse* response) override;
 
-  grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>*
-  Exchange(grpc::CallbackServerContext* context) override;
+  grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* Exchange(
+      grpc::CallbackServerContext* context) override;
 
  private:
   const PeerServiceDeps deps_;

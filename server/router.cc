@@ -38,9 +38,9 @@ absl::StatusOr<std::string> Router::NextHop(
   if (!down.empty()) return down;
   std::string up = DeepestCovering(peers_, self_);
   if (!up.empty()) return up;
-  return absl::NotFoundError(
-      Cat("no route to ", destination, ": no peer of ", self_,
-          " covers it and ", self_, " has no parent link"));
+  return absl::NotFoundError(Cat("no route to ", destination, ": no peer of ",
+                                 self_, " covers it and ", self_,
+                                 " has no parent link"));
 }
 
 }  // namespace caselink::server

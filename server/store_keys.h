@@ -35,9 +35,7 @@ inline std::string SentIndexKey(int64_t created_micros, std::string_view id) {
   key.append(id);
   return key;
 }
-inline std::string InboxRecordKey(std::string_view id) {
-  return Cat("i/", id);
-}
+inline std::string InboxRecordKey(std::string_view id) { return Cat("i/", id); }
 
 inline std::string OutboxKey(std::string_view peer, v1::Priority priority,
                              uint64_t seq) {

@@ -15,8 +15,8 @@ class ConfigTest : public ::testing::Test {
     // Each test runs in its own process, perhaps beside the others.
     std::string path =
         ::testing::TempDir() + "/config_test_" +
-        ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-        "_" + std::to_string(counter_++) + ".yaml";
+        ::testing::UnitTest::GetInstance()->current_test_info()->name() + "_" +
+        std::to_string(counter_++) + ".yaml";
     std::ofstream(path) << text;
     return path;
   }

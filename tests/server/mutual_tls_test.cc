@@ -4,10 +4,10 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/strings.h"
 #include "caselink/v1/operator.grpc.pb.h"
 #include "caselink/v1/peer.grpc.pb.h"
 #include "core/identity.h"
+#include "core/strings.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/network.h"
@@ -101,29 +101,27 @@ TEST_F(MutualTlsTest, ClientFromUnknownCaIsRefused) {
   TempDir other;
   ASSERT_TRUE(MakeDevPki(other.path(), {"--operator", "350212:op"}).ok());
   std::string dir = other.path() + "/clients/operator-350212000000-op/";
-  grpc::Status status =
-      CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
-                             ReadFile(dir + "client.crt"),
-                             ReadFile(dir + "client.key")));
+  grpc::Status status = CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
+                                               ReadFile(dir + "client.crt"),
+                                               ReadFile(dir + "client.key")));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
       << status.error_message();
   EXPECT_TRUE(network_->Process("350212").Running());
 }
 
 TEST_F(MutualTlsTest, PlaintextClientIsRefused) {
-  auto channel = grpc::CreateChannel(
-      Cat("127.0.0.1:", network_->Port("350212")),
-      grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(Cat("127.0.0.1:", network_->Port("350212")),
+                          grpc::InsecureChannelCredentials());
   grpc::Status status = CallStatus(channel);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(MutualTlsTest, OperatorOfAnotherNodeIsPermissionDenied) {
   std::string dir = Pki("clients/operator-350200000000-op/");
-  grpc::Status status =
-      CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
-                             ReadFile(dir + "client.crt"),
-                             ReadFile(dir + "client.key")));
+  grpc::Status status = CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
+                                               ReadFile(dir + "client.crt"),
+                                               ReadFile(dir + "client.key")));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(status.error_message().find("belongs to 350200000000"),
             std::string::npos)
@@ -132,10 +130,9 @@ TEST_F(MutualTlsTest, OperatorOfAnotherNodeIsPermissionDenied) {
 
 TEST_F(MutualTlsTest, AuditorCannotUseOperatorService) {
   std::string dir = Pki("clients/auditor-350212000000-audit/");
-  grpc::Status status =
-      CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
-                             ReadFile(dir + "client.crt"),
-                             ReadFile(dir + "client.key")));
+  grpc::Status status = CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
+                                               ReadFile(dir + "client.crt"),
+                                               ReadFile(dir + "client.key")));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(status.error_message().find("needs a operator certificate"),
             std::string::npos)
@@ -144,10 +141,9 @@ TEST_F(MutualTlsTest, AuditorCannotUseOperatorService) {
 
 TEST_F(MutualTlsTest, NodeCertificateCannotUseOperatorService) {
   std::string dir = Pki("nodes/350200000000/");
-  grpc::Status status =
-      CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
-                             ReadFile(dir + "tls-chain.pem"),
-                             ReadFile(dir + "tls.key")));
+  grpc::Status status = CallStatus(ChannelWith(ReadFile(Pki("ca-bundle.pem")),
+                                               ReadFile(dir + "tls-chain.pem"),
+                                               ReadFile(dir + "tls.key")));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
 }
 
@@ -175,9 +171,9 @@ TEST_F(MutualTlsTest, CliStatusPrintsPeersConnected) {
   EXPECT_NE(result.output.find("350200000000  connected"), std::string::npos)
       << result.output;
 
-  result = RunCommand({CaselinkCliPath(), "--config",
-                       network_->ClientConfigPath("350212"), "--json",
-                       "status"});
+  result =
+      RunCommand({CaselinkCliPath(), "--config",
+                  network_->ClientConfigPath("350212"), "--json", "status"});
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("\"state\":\"LINK_STATE_CONNECTED\""),
             std::string::npos)
@@ -188,8 +184,7 @@ TEST_F(MutualTlsTest, CliReportsUnreachableNode) {
   std::string path = network_->root() + "/unreachable.yaml";
   std::string text = ReadFile(network_->ClientConfigPath("350212"));
   std::string from = Cat(":", network_->Port("350212"), "\"");
-  text.replace(text.find(from), from.size(),
-               Cat(":", PickFreePort(), "\""));
+  text.replace(text.find(from), from.size(), Cat(":", PickFreePort(), "\""));
   std::ofstream(path) << text;
   CommandResult result =
       RunCommand({CaselinkCliPath(), "--config", path, "status"});

@@ -42,8 +42,7 @@ class StartupTest : public ::testing::Test {
   CommandResult RunWith(const std::string& config_text) {
     std::string path = network_->root() + "/variant.yaml";
     std::ofstream(path) << config_text;
-    return RunCommand({CaselinkdPath(), "--config", path},
-                      absl::Seconds(30));
+    return RunCommand({CaselinkdPath(), "--config", path}, absl::Seconds(30));
   }
 
   std::string Replace(std::string_view from, std::string_view to) {
@@ -111,8 +110,7 @@ TEST_F(StartupTest, KeyReadableByOthersStopsStartup) {
 }
 
 TEST_F(StartupTest, CertificateOfAnotherNodeStopsStartup) {
-  std::string xiamen =
-      Cat(network_->PkiDir(), "/nodes/350200000000/");
+  std::string xiamen = Cat(network_->PkiDir(), "/nodes/350200000000/");
   std::string text =
       Replace(NodeFile("tls-chain.pem"), xiamen + "tls-chain.pem");
   text = ReplaceAll(text, NodeFile("tls.key"), xiamen + "tls.key");
@@ -123,9 +121,8 @@ TEST_F(StartupTest, CertificateOfAnotherNodeStopsStartup) {
 TEST_F(StartupTest, LockedDataDirectoryStopsSecondNode) {
   ASSERT_TRUE(network_->Start("350212").ok());
   // Same data directory, another port.
-  std::string text = Replace(
-      Cat("127.0.0.1:", network_->Port("350212"), "\""),
-      Cat("127.0.0.1:", PickFreePort(), "\""));
+  std::string text = Replace(Cat("127.0.0.1:", network_->Port("350212"), "\""),
+                             Cat("127.0.0.1:", PickFreePort(), "\""));
   CommandResult result = RunWith(text);
   ExpectOneLineNaming(result, network_->DataDir("350212"));
   EXPECT_NE(result.output.find("lock"), std::string::npos) << result.output;
@@ -134,9 +131,8 @@ TEST_F(StartupTest, LockedDataDirectoryStopsSecondNode) {
 
 TEST_F(StartupTest, PortInUseStopsSecondNode) {
   ASSERT_TRUE(network_->Start("3502").ok());
-  std::string text = Replace(
-      Cat("127.0.0.1:", network_->Port("350212"), "\""),
-      Cat("127.0.0.1:", network_->Port("3502"), "\""));
+  std::string text = Replace(Cat("127.0.0.1:", network_->Port("350212"), "\""),
+                             Cat("127.0.0.1:", network_->Port("3502"), "\""));
   CommandResult result = RunWith(text);
   ExpectOneLineNaming(result, "cannot listen on 127.0.0.1:");
 }
@@ -144,8 +140,8 @@ TEST_F(StartupTest, PortInUseStopsSecondNode) {
 TEST_F(StartupTest, DataDirectoryOfAnotherNodeStopsStartup) {
   ASSERT_TRUE(network_->Start("3502").ok());
   ASSERT_EQ(network_->Stop("3502"), 0);
-  CommandResult result = RunWith(
-      Replace(network_->DataDir("350212"), network_->DataDir("3502")));
+  CommandResult result =
+      RunWith(Replace(network_->DataDir("350212"), network_->DataDir("3502")));
   ExpectOneLineNaming(result, "belongs to node 350200000000");
 }
 
@@ -187,8 +183,7 @@ TEST_F(StartupTest, SigtermStopsCleanlyAndRestartFindsStore) {
   log = network_->Process("350212").Log();
   size_t created = log.find("store=created");
   ASSERT_NE(created, std::string::npos) << log;
-  EXPECT_EQ(log.find("store=created", created + 1), std::string::npos)
-      << log;
+  EXPECT_EQ(log.find("store=created", created + 1), std::string::npos) << log;
   EXPECT_NE(log.find("store=opened", created), std::string::npos) << log;
 }
 

@@ -6,11 +6,11 @@
 #include <filesystem>
 #include <fstream>
 
-#include "core/strings.h"
 #include "absl/time/clock.h"
 #include "client/client_config.h"
 #include "core/division_code.h"
 #include "core/status_macros.h"
+#include "core/strings.h"
 
 namespace caselink::testing {
 
@@ -45,14 +45,12 @@ bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
 
 absl::Status MakeDevPki(const std::string& out_dir,
                         const std::vector<std::string>& args) {
-  std::vector<std::string> argv = {"/bin/bash",
-                                   SourceDir() + "/certs/make-dev-pki.sh",
-                                   "--out", out_dir};
+  std::vector<std::string> argv = {
+      "/bin/bash", SourceDir() + "/certs/make-dev-pki.sh", "--out", out_dir};
   argv.insert(argv.end(), args.begin(), args.end());
   CommandResult result = RunCommand(argv, absl::Seconds(120));
   if (result.exit_code != 0) {
-    return absl::InternalError(
-        Cat("make-dev-pki.sh failed: ", result.output));
+    return absl::InternalError(Cat("make-dev-pki.sh failed: ", result.output));
   }
   return absl::OkStatus();
 }
@@ -67,10 +65,9 @@ absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
     for (std::string& peer : spec.peers) {
       CASELINK_ASSIGN_OR_RETURN(peer, NormalizeDivisionCode(peer));
     }
-    pki_args.insert(pki_args.end(),
-                    {"--node", Cat(spec.code, ":", spec.name),
-                     "--operator", Cat(spec.code, ":op"),
-                     "--auditor", Cat(spec.code, ":audit")});
+    pki_args.insert(pki_args.end(), {"--node", Cat(spec.code, ":", spec.name),
+                                     "--operator", Cat(spec.code, ":op"),
+                                     "--auditor", Cat(spec.code, ":audit")});
     Member member;
     member.port = PickFreePort();
     member.spec = std::move(spec);
@@ -100,15 +97,14 @@ absl::Status TestNetwork::WriteConfigs() {
     for (const std::string& peer : member.spec.peers) {
       auto it = members_.find(peer);
       int port = it != members_.end() ? it->second.port : PickFreePort();
-      config << "  - code: \"" << peer << "\"\n    address: \"127.0.0.1:"
-             << port << "\"\n";
+      config << "  - code: \"" << peer
+             << "\"\n    address: \"127.0.0.1:" << port << "\"\n";
     }
     config << member.spec.extra_config;
-    std::string client_dir =
-        Cat(pki, "/clients/operator-", code, "-op");
+    std::string client_dir = Cat(pki, "/clients/operator-", code, "-op");
     std::ofstream client(ClientConfigPath(code));
-    client << "node:\n  code: \"" << code << "\"\n  address: \"127.0.0.1:"
-           << member.port << "\"\n"
+    client << "node:\n  code: \"" << code
+           << "\"\n  address: \"127.0.0.1:" << member.port << "\"\n"
            << "tls:\n  cert: \"" << client_dir << "/client.crt\"\n"
            << "  key: \"" << client_dir << "/client.key\"\n"
            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n";
@@ -148,8 +144,7 @@ ChildProcess& TestNetwork::Process(const std::string& code) {
   Member& member = members_.at(Code(code));
   if (member.process == nullptr) {
     member.process = std::make_unique<ChildProcess>(
-        std::vector<std::string>{CaselinkdPath(), "--config",
-                                 ConfigPath(code)},
+        std::vector<std::string>{CaselinkdPath(), "--config", ConfigPath(code)},
         NodeLog(code));
   }
   return *member.process;
@@ -163,8 +158,8 @@ absl::Status TestNetwork::Start(const std::string& code) {
       [&] { return !process.Running() || PortAcceptsConnections(port); },
       absl::Seconds(20));
   if (!up || !process.Running()) {
-    return absl::InternalError(Cat(
-        "caselinkd ", Code(code), " did not start:\n", process.Log()));
+    return absl::InternalError(
+        Cat("caselinkd ", Code(code), " did not start:\n", process.Log()));
   }
   return absl::OkStatus();
 }
@@ -176,14 +171,16 @@ absl::Status TestNetwork::StartAll() {
   return absl::OkStatus();
 }
 
-void TestNetwork::Kill(const std::string& code) { Process(code).Signal(SIGKILL); }
+void TestNetwork::Kill(const std::string& code) {
+  Process(code).Signal(SIGKILL);
+}
 
 int TestNetwork::Stop(const std::string& code) {
   return Process(code).Signal(SIGTERM);
 }
 
-absl::StatusOr<std::unique_ptr<client::NodeClient>>
-TestNetwork::OperatorClient(const std::string& code) const {
+absl::StatusOr<std::unique_ptr<client::NodeClient>> TestNetwork::OperatorClient(
+    const std::string& code) const {
   CASELINK_ASSIGN_OR_RETURN(client::ClientConfig config,
                             client::LoadClientConfig(ClientConfigPath(code)));
   return client::NodeClient::Connect(config);

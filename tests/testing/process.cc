@@ -13,8 +13,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "core/strings.h"
 #include "absl/time/clock.h"
+#include "core/strings.h"
 
 namespace caselink::testing {
 namespace {
@@ -32,7 +32,8 @@ int DecodeWaitStatus(int status) {
   int devnull = open("/dev/null", O_RDONLY);
   if (devnull >= 0) dup2(devnull, STDIN_FILENO);
   std::vector<char*> args;
-  for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
+  for (const std::string& arg : argv)
+    args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   execv(args[0], args.data());
   std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
@@ -124,6 +125,10 @@ int ChildProcess::Signal(int signal, absl::Duration timeout) {
   if (!Running()) return exit_code_;
   kill(pid_, signal);
   return Wait(timeout);
+}
+
+void ChildProcess::Notify(int signal) {
+  if (pid_ > 0) kill(pid_, signal);
 }
 
 std::string ChildProcess::Log() const {

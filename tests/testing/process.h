@@ -38,6 +38,8 @@ class ChildProcess {
   // Sends `signal` and waits up to `timeout` for the exit; returns the exit
   // code as RunCommand does, or -1 if it did not exit in time.
   int Signal(int signal, absl::Duration timeout = absl::Seconds(20));
+  // Sends `signal` without waiting, e.g. SIGSTOP or SIGCONT.
+  void Notify(int signal);
   // Waits for the process to exit by itself.
   int Wait(absl::Duration timeout);
   std::string Log() const;
