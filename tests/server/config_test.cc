@@ -79,6 +79,15 @@ TEST_F(ConfigTest, EachMistakeIsReportedWithLineAndSetting) {
   }
 }
 
+TEST_F(ConfigTest, ShippedExampleConfigIsValid) {
+  auto config = LoadNodeConfig(std::string(CASELINK_SOURCE_DIR) +
+                               "/deploy/node.example.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->code, "350212000000");
+  EXPECT_EQ(config->peers.size(), 1u);
+  EXPECT_EQ(config->delivery.window, 1024u);
+}
+
 TEST_F(ConfigTest, MissingFileIsNotFound) {
   auto config = LoadNodeConfig("/nonexistent/caselink.yaml");
   ASSERT_FALSE(config.ok());
