@@ -132,6 +132,29 @@ absl::StatusOr<uint64_t> ConfigSection::UnsignedOr(std::string_view key,
   return value;
 }
 
+absl::StatusOr<std::vector<std::string>> ConfigSection::StringList(
+    std::string_view key) const {
+  YAML::Node list = node_[std::string(key)];
+  std::vector<std::string> values;
+  if (!list || list.IsNull()) return values;
+  if (!list.IsSequence()) return Error(key, "must be a list");
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].IsScalar()) {
+      return Error(key, Cat("item ", i, " must be a single value"));
+    }
+    values.push_back(list[i].Scalar());
+  }
+  return values;
+}
+
+absl::StatusOr<std::vector<std::string>> ConfigSection::PathList(
+    std::string_view key) const {
+  auto values = StringList(key);
+  if (!values.ok()) return values.status();
+  for (std::string& value : *values) value = ResolvePath(value);
+  return values;
+}
+
 absl::StatusOr<std::optional<ConfigSection>> ConfigSection::Section(
     std::string_view key) const {
   YAML::Node value = node_[std::string(key)];

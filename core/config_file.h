@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -50,6 +51,13 @@ class ConfigSection {
   [[nodiscard]] absl::StatusOr<uint64_t> UnsignedOr(std::string_view key,
                                                     uint64_t fallback,
                                                     uint64_t max) const;
+
+  // A list of scalars; empty if absent.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> StringList(
+      std::string_view key) const;
+  // A list of file paths, resolved as by RequiredPath.
+  [[nodiscard]] absl::StatusOr<std::vector<std::string>> PathList(
+      std::string_view key) const;
 
   // A nested mapping; nullopt if absent.
   [[nodiscard]] absl::StatusOr<std::optional<ConfigSection>> Section(

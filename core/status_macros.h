@@ -5,17 +5,22 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-// Returns from the calling function with `expr`'s status if it is not OK.
-#define CASELINK_RETURN_IF_ERROR(expr)        \
-  do {                                        \
-    ::absl::Status caselink_status_ = (expr); \
-    if (!caselink_status_.ok()) {             \
-      return caselink_status_;                \
-    }                                         \
-  } while (false)
-
 #define CASELINK_CONCAT_INNER_(a, b) a##b
 #define CASELINK_CONCAT_(a, b) CASELINK_CONCAT_INNER_(a, b)
+
+// Returns from the calling function with `expr`'s status if it is not OK.
+// Each use declares its own variable, so uses may nest (in lambdas).
+#define CASELINK_RETURN_IF_ERROR(expr) \
+  CASELINK_RETURN_IF_ERROR_IMPL_(      \
+      CASELINK_CONCAT_(caselink_status_, __LINE__), expr)
+
+#define CASELINK_RETURN_IF_ERROR_IMPL_(status, expr) \
+  do {                                               \
+    ::absl::Status status = (expr);                  \
+    if (!status.ok()) {                              \
+      return status;                                 \
+    }                                                \
+  } while (false)
 
 // Evaluates `rexpr`, an absl::StatusOr<T>; returns its status if not OK,
 // else moves its value into `lhs` (which may be a declaration).

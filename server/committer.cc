@@ -159,7 +159,7 @@ void Committer::Process(std::vector<Submission> submissions,
   const int64_t now = NowMicros();
   for (Submission& submission : submissions) {
     v1::Body& body = submission.body;
-    body.set_message_id(NewMessageId());
+    if (body.message_id().empty()) body.set_message_id(NewMessageId());
     body.set_sender(options_.self);
     *body.mutable_created_at() =
         google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(now);
@@ -241,7 +241,9 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     // Not for this node: pass the same bytes on toward the recipient.
     auto hop = options_.router->NextHop(body.recipient());
     if (!hop.ok()) {
-      verdict = hop.status();
+      // This node gives up on it and says so to the sender, signed.
+      ReportUndeliverable(group, body,
+                          std::string(View(hop.status().message())));
     } else {
       OutboxEntry entry;
       entry.set_message_id(id);
@@ -254,6 +256,8 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     }
   } else if (body.kind() == v1::MESSAGE_KIND_RECEIPT) {
     verdict = TakeReceipt(group, arrival);
+  } else if (body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE) {
+    verdict = TakeUndeliverable(group, arrival);
   } else {
     // For this node: keep it, and answer with a signed receipt.
     store::v1::InboxRecord record;
@@ -282,6 +286,9 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     content->set_message_id(id);
     if (digest.ok()) content->set_body_digest(*digest);
     *content->mutable_received_at() = receipt.created_at();
+    for (const std::string& hop : record.envelope().routing().hops()) {
+      content->add_route(hop);
+    }
     auto hop = options_.router->NextHop(body.sender());
     if (hop.ok()) {
       group.unsigned_bodies.push_back(
@@ -325,6 +332,12 @@ absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
   if (state->state() == v1::DELIVERY_STATE_DELIVERED) return absl::OkStatus();
   state->set_state(v1::DELIVERY_STATE_DELIVERED);
   state->set_updated_unix_micros(NowMicros());
+  // The route the recipient saw, which it signed, replaces the guess.
+  if (receipt.route_size() > 0) {
+    state->clear_route();
+    for (const std::string& hop : receipt.route()) state->add_route(hop);
+    state->add_route(body.sender());
+  }
   *state->mutable_receipt() = arrival.envelope;
   group.batch.Put(Family::kMessages, SentKey(receipt.message_id()),
                   state->SerializeAsString());
@@ -332,10 +345,79 @@ absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
   return absl::OkStatus();
 }
 
+absl::Status Committer::TakeUndeliverable(Group& group,
+                                          const Arrival& arrival) {
+  const v1::Undeliverable& report = arrival.body.undeliverable();
+  CASELINK_ASSIGN_OR_RETURN(SentState * state,
+                            LoadSent(group, report.message_id()));
+  if (state == nullptr) {
+    return absl::NotFoundError(Cat("undeliverable report for unknown message ",
+                                   MessageIdText(report.message_id())));
+  }
+  if (state->state() == v1::DELIVERY_STATE_DELIVERED ||
+      state->state() == v1::DELIVERY_STATE_REJECTED) {
+    return absl::OkStatus();
+  }
+  state->set_state(v1::DELIVERY_STATE_REJECTED);
+  state->set_reason(Cat("undeliverable, reported by ", arrival.body.sender(),
+                        ": ", report.reason()));
+  state->set_updated_unix_micros(NowMicros());
+  group.batch.Put(Family::kMessages, SentKey(report.message_id()),
+                  state->SerializeAsString());
+  options_.counters->Add("undeliverable");
+  return absl::OkStatus();
+}
+
+void Committer::ReportUndeliverable(Group& group, const v1::Body& original,
+                                    std::string reason) {
+  // Reports and receipts are never reported on, so that no loop of reports
+  // can start.
+  if (original.kind() == v1::MESSAGE_KIND_RECEIPT ||
+      original.kind() == v1::MESSAGE_KIND_UNDELIVERABLE ||
+      original.sender() == options_.self) {
+    return;
+  }
+  options_.log->Warning("undeliverable",
+                        {{"message", MessageIdText(original.message_id())},
+                         {"sender", original.sender()},
+                         {"recipient", original.recipient()},
+                         {"reason", reason},
+                         {"next", "reporting it to the sender"}});
+  auto hop = options_.router->NextHop(original.sender());
+  if (!hop.ok()) return;
+  v1::Body report;
+  report.set_message_id(NewMessageId());
+  report.set_sender(options_.self);
+  report.set_recipient(original.sender());
+  *report.mutable_created_at() =
+      google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(NowMicros());
+  report.set_kind(v1::MESSAGE_KIND_UNDELIVERABLE);
+  report.set_case_id(original.case_id());
+  report.set_in_reply_to(original.message_id());
+  report.set_priority(original.priority());
+  v1::Undeliverable* content = report.mutable_undeliverable();
+  content->set_message_id(original.message_id());
+  content->set_reported_by(options_.self);
+  content->set_reason(std::move(reason));
+  group.unsigned_bodies.push_back({std::move(report), "", *hop, false});
+  options_.counters->Add("undeliverable_reported");
+}
+
 void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
   // A refusal for lack of capacity is retried; every other verdict is final.
   if (verdict.code == static_cast<int>(absl::StatusCode::kUnavailable)) {
     return;
+  }
+  if (!verdict.originated_here && verdict.code != 0) {
+    // A relayed envelope the next hop refused: its sender must hear of it.
+    auto entry = options_.store->Get(Family::kOutbox, verdict.outbox_key);
+    OutboxEntry relayed;
+    v1::Body body;
+    if (entry.ok() && entry->has_value() && relayed.ParseFromString(**entry) &&
+        body.ParseFromString(relayed.envelope().body())) {
+      ReportUndeliverable(
+          group, body, Cat("refused by ", verdict.peer, ": ", verdict.reason));
+    }
   }
   group.batch.Delete(Family::kOutbox, verdict.outbox_key);
   if (!verdict.originated_here) return;

@@ -38,8 +38,8 @@ class OutboxListener {
                         uint64_t count) = 0;
 };
 
-// A message an operator hands over. The committer fills in the id, the
-// sender and the creation time.
+// A message an operator hands over. The committer fills in the sender, the
+// creation time and, unless it is set, the id.
 struct Submission {
   v1::Body body;
   std::function<void(absl::StatusOr<std::string> message_id)> done;
@@ -55,6 +55,7 @@ struct Arrival {
 
 // What a next hop said about one envelope.
 struct HopVerdict {
+  std::string peer;
   std::string outbox_key;
   std::string message_id;
   bool originated_here = false;
@@ -109,6 +110,11 @@ class Committer {
                std::vector<VerdictBatch> verdicts);
   void TakeArrival(Group& group, Arrival& arrival);
   absl::Status TakeReceipt(Group& group, const Arrival& arrival);
+  absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
+  // Queues a signed report to `original`'s sender that this node gave up
+  // on it, and why.
+  void ReportUndeliverable(Group& group, const v1::Body& original,
+                           std::string reason);
   void TakeVerdict(Group& group, const HopVerdict& verdict);
   absl::Status SignAndQueue(Group& group);
   // Adds `entry` to the outbox of `peer`; returns its key.

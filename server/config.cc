@@ -77,8 +77,8 @@ absl::Status ReadPeers(const ConfigSection& top, NodeConfig* config) {
 absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(ConfigSection top, ConfigSection::ParseFile(path));
   CASELINK_RETURN_IF_ERROR(
-      top.AllowOnly({"node", "listen", "data_dir", "tls", "signing", "peers",
-                     "delivery", "log_level"}));
+      top.AllowOnly({"node", "listen", "data_dir", "tls", "signing", "sealing",
+                     "directory", "peers", "delivery", "log_level"}));
   NodeConfig config;
 
   CASELINK_ASSIGN_OR_RETURN(auto node, top.Section("node"));
@@ -106,6 +106,34 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
     CASELINK_ASSIGN_OR_RETURN(config.signing_cert,
                               signing->RequiredPath("cert"));
     CASELINK_ASSIGN_OR_RETURN(config.signing_key, signing->RequiredPath("key"));
+  }
+
+  CASELINK_ASSIGN_OR_RETURN(auto sealing, top.Section("sealing"));
+  if (sealing) {
+    CASELINK_RETURN_IF_ERROR(sealing->AllowOnly({"cert", "key"}));
+    CASELINK_ASSIGN_OR_RETURN(config.sealing_cert,
+                              sealing->RequiredPath("cert"));
+    CASELINK_ASSIGN_OR_RETURN(config.sealing_key, sealing->RequiredPath("key"));
+  }
+
+  CASELINK_ASSIGN_OR_RETURN(auto directory, top.Section("directory"));
+  if (directory) {
+    CASELINK_RETURN_IF_ERROR(
+        directory->AllowOnly({"publish", "refresh_seconds"}));
+    CASELINK_ASSIGN_OR_RETURN(auto publish, directory->OptionalPath("publish"));
+    if (publish.has_value()) {
+      if (LevelOf(config.code) != DivisionLevel::kProvince) {
+        return directory->Error("publish",
+                                "only a province node publishes a directory");
+      }
+      config.directory_publish = *publish;
+    }
+    CASELINK_ASSIGN_OR_RETURN(
+        uint64_t refresh, directory->UnsignedOr("refresh_seconds", 30, 86400));
+    if (refresh == 0) {
+      return directory->Error("refresh_seconds", "must be at least 1");
+    }
+    config.directory_refresh = absl::Seconds(static_cast<int64_t>(refresh));
   }
 
   CASELINK_RETURN_IF_ERROR(ReadPeers(top, &config));

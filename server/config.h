@@ -12,6 +12,12 @@
 //   signing:                         # optional; the TLS key if left out
 //     cert: "sign.crt"
 //     key: "sign.key"
+//   sealing:                         # optional; without it this node
+//     cert: "seal.crt"               # cannot take sealed payloads
+//     key: "seal.key"
+//   directory:                       # optional
+//     publish: "province.yaml"       # province nodes: the nodes to list
+//     refresh_seconds: 30
 //   peers:
 //     - code: "350200"
 //       address: "127.0.0.1:7444"
@@ -63,6 +69,12 @@ struct NodeConfig {
   std::string ca_bundle;
   std::string signing_cert;
   std::string signing_key;
+  std::string sealing_cert;  // Empty if none.
+  std::string sealing_key;
+  // A province node's list of its nodes, which it signs and publishes as
+  // the directory; empty elsewhere.
+  std::string directory_publish;
+  absl::Duration directory_refresh = absl::Seconds(30);
   std::vector<PeerConfig> peers;
   DeliveryConfig delivery;
   LogLevel log_level = LogLevel::kInfo;

@@ -15,26 +15,6 @@ constexpr std::string_view kNodeCodeKey = "node_code";
 
 constexpr absl::Duration kSweepInterval = absl::Hours(1);
 
-absl::Status CheckTlsCertificateNames(const NodeConfig& config,
-                                      const TlsMaterial& tls,
-                                      const TrustStore& trust) {
-  CASELINK_ASSIGN_OR_RETURN(Certificate cert,
-                            Certificate::FromPem(tls.cert_chain_pem));
-  auto identity = IdentityFromUris(cert.uri_sans());
-  if (!identity.ok() || identity->role != Role::kNode ||
-      identity->code != config.code) {
-    return absl::InvalidArgumentError(Cat(
-        "certificate ", config.tls_cert, ": does not name node ", config.code,
-        " (expected URI urn:caselink:node:", config.code, ")"));
-  }
-  absl::Status chain = trust.VerifyChain(cert);
-  if (!chain.ok()) {
-    return absl::InvalidArgumentError(
-        Cat("certificate ", config.tls_cert, ": ", chain.message()));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
@@ -52,7 +32,10 @@ absl::Status Node::Open() {
   CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
                             TrustStore::LoadPemFile(config_.ca_bundle));
   trust_ = std::make_unique<TrustStore>(std::move(trust));
-  CASELINK_RETURN_IF_ERROR(CheckTlsCertificateNames(config_, tls_, *trust_));
+  CASELINK_ASSIGN_OR_RETURN(Certificate tls_cert,
+                            Certificate::FromPem(tls_.cert_chain_pem));
+  CASELINK_RETURN_IF_ERROR(CheckOwnCertificate(
+      tls_cert, config_.tls_cert, "certificate", config_.code, *trust_));
   CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity, LoadNodeIdentity(config_));
   identity_ = std::make_unique<NodeIdentity>(std::move(identity));
 
@@ -81,12 +64,18 @@ absl::Status Node::Open() {
 
   intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
                                      keys_.get(), &counters_, log_);
-  for (const PeerConfig& peer : config_.peers) {
-    links_.push_back(std::make_unique<PeerLink>(
-        peer, tls_, config_.delivery,
-        PeerLinkDeps{identity_.get(), store_.get(), committer_.get(),
-                     keys_.get(), log_}));
+  directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
+                                           keys_.get(), store_.get(), log_);
+  CASELINK_RETURN_IF_ERROR(directory_->Load());
+  if (!identity_->sealing_cert_pem.empty()) {
+    CASELINK_RETURN_IF_ERROR(
+        directory_->LearnSealingKey(config_.code, identity_->sealing_cert_pem));
   }
+  links_ = std::make_unique<LinkSet>(
+      &tls_, &config_.delivery,
+      PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
+                   directory_.get(), log_},
+      router_.get(), log_);
   return absl::OkStatus();
 }
 
@@ -113,17 +102,17 @@ absl::Status Node::ClaimStore() {
 absl::Status Node::Serve() {
   PeerServiceDeps peer_deps;
   peer_deps.self = identity_.get();
-  for (const PeerConfig& peer : config_.peers)
-    peer_deps.peers.insert(peer.code);
+  peer_deps.links = links_.get();
   peer_deps.keys = keys_.get();
+  peer_deps.directory = directory_.get();
   peer_deps.intake = intake_.get();
   peer_deps.committer = committer_.get();
   peer_deps.counters = &counters_;
   peer_deps.log = log_;
   peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
-  operator_service_ = std::make_unique<OperatorServiceImpl>(
-      OperatorServiceDeps{identity_.get(), &config_.delivery, &links_,
-                          committer_.get(), store_.get(), &counters_, log_});
+  operator_service_ = std::make_unique<OperatorServiceImpl>(OperatorServiceDeps{
+      identity_.get(), &config_.delivery, links_.get(), directory_.get(),
+      committer_.get(), store_.get(), &counters_, log_});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -145,12 +134,16 @@ absl::Status Node::Serve() {
                                       ": the address is in use or not valid"));
   }
   server_->GetHealthCheckService()->SetServingStatus(true);
-  for (auto& link : links_) CASELINK_RETURN_IF_ERROR(link->Start());
+  for (const PeerConfig& peer : config_.peers) {
+    CASELINK_RETURN_IF_ERROR(links_->Add(peer).status());
+  }
+  RefreshDirectoryOnce();
   sweeper_ = std::thread([this] { SweepDedup(); });
+  refresher_ = std::thread([this] { RefreshDirectory(); });
   log_->Info("node_started", {{"name", config_.name},
                               {"listen", config_.listen},
                               {"port", Cat(port_)},
-                              {"peers", Cat(links_.size())},
+                              {"peers", Cat(links_->All().size())},
                               {"data_dir", config_.data_dir},
                               {"store", store_state_}});
   return absl::OkStatus();
@@ -158,13 +151,56 @@ absl::Status Node::Serve() {
 
 void Node::OnQueued(const std::string& peer, const std::string& first_key,
                     uint64_t count) {
-  for (auto& link : links_) {
-    if (link->code() == peer) link->OnQueued(first_key, count);
+  PeerLink* link = links_->Find(peer);
+  if (link != nullptr) link->OnQueued(first_key, count);
+}
+
+void Node::RefreshDirectoryOnce() {
+  if (!config_.directory_publish.empty()) {
+    auto published =
+        directory_->Publish(config_.directory_publish, identity_->signing_key,
+                            identity_->signing_cert_pem);
+    if (!published.ok()) {
+      log_->Error("directory_publish_failed",
+                  {{"file", config_.directory_publish},
+                   {"error", published.status().ToString()},
+                   {"next", "keeping the version published before"}});
+    }
+  }
+  for (PeerLink* link : links_->All()) {
+    if (link->Snapshot().state != v1::LINK_STATE_CONNECTED) continue;
+    auto documents = link->FetchDirectory(directory_->Versions());
+    if (!documents.ok()) continue;
+    for (const v1::SignedDirectory& document : *documents) {
+      auto taken = directory_->Take(document);
+      if (!taken.ok()) {
+        log_->Warning(
+            "directory_refused",
+            {{"peer", link->code()}, {"error", taken.status().ToString()}});
+      }
+    }
+  }
+  for (const DirectoryLink& wanted : directory_->LinksOf(config_.code)) {
+    auto added = links_->Add(PeerConfig{wanted.code, wanted.address});
+    if (!added.ok()) {
+      log_->Error("link_not_added", {{"peer", wanted.code},
+                                     {"error", added.status().ToString()}});
+    } else if (*added) {
+      log_->Info("link_added", {{"peer", wanted.code},
+                                {"address", wanted.address},
+                                {"source", "directory"}});
+    }
+  }
+}
+
+void Node::RefreshDirectory() {
+  while (!stopping_.WaitForNotificationWithTimeout(config_.directory_refresh)) {
+    RefreshDirectoryOnce();
   }
 }
 
 void Node::SweepDedup() {
-  while (!stop_sweeping_.WaitForNotificationWithTimeout(kSweepInterval)) {
+  while (!stopping_.WaitForNotificationWithTimeout(kSweepInterval)) {
     const uint64_t now = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
     storage::Batch batch = store_->NewBatch();
     absl::Status scanned = store_->Scan(
@@ -174,7 +210,7 @@ void Node::SweepDedup() {
           if (expiry.has_value() && *expiry < now) {
             batch.Delete(storage::Family::kDedup, key);
           }
-          return !stop_sweeping_.HasBeenNotified();
+          return !stopping_.HasBeenNotified();
         });
     size_t expired = batch.size();
     absl::Status committed = scanned.ok() ? store_->Commit(batch) : scanned;
@@ -195,11 +231,12 @@ void Node::Shutdown(absl::Duration grace) {
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
     server_->Wait();
   }
-  for (auto& link : links_) link->Stop();
-  if (committer_ != nullptr) committer_->Stop();
-  if (!stop_sweeping_.HasBeenNotified()) stop_sweeping_.Notify();
+  if (!stopping_.HasBeenNotified()) stopping_.Notify();
+  if (refresher_.joinable()) refresher_.join();
   if (sweeper_.joinable()) sweeper_.join();
-  links_.clear();
+  if (links_ != nullptr) links_->StopAll();
+  if (committer_ != nullptr) committer_->Stop();
+  links_.reset();
   store_.reset();
   // A node that never started serving says nothing: its caller reports why.
   if (server_ != nullptr) log_->Info("node_stopped");

@@ -16,8 +16,10 @@
 #include "server/committer.h"
 #include "server/config.h"
 #include "server/counters.h"
+#include "server/directory.h"
 #include "server/intake.h"
 #include "server/key_ring.h"
+#include "server/link_set.h"
 #include "server/node_identity.h"
 #include "server/operator_service.h"
 #include "server/peer_link.h"
@@ -59,6 +61,10 @@ class Node final : public OutboxListener {
   absl::Status Serve();
   // Deletes duplicate-detection entries past their retention, hourly.
   void SweepDedup();
+  // Publishes (on a province node) and fetches the directory, and adds the
+  // links it gives, every directory_refresh.
+  void RefreshDirectory();
+  void RefreshDirectoryOnce();
 
   const NodeConfig config_;
   Logger* const log_;
@@ -71,12 +77,14 @@ class Node final : public OutboxListener {
   std::unique_ptr<KeyRing> keys_;
   std::unique_ptr<Committer> committer_;
   std::unique_ptr<Intake> intake_;
-  std::vector<std::unique_ptr<PeerLink>> links_;
+  std::unique_ptr<Directory> directory_;
+  std::unique_ptr<LinkSet> links_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<OperatorServiceImpl> operator_service_;
   std::unique_ptr<grpc::Server> server_;
-  absl::Notification stop_sweeping_;
+  absl::Notification stopping_;
   std::thread sweeper_;
+  std::thread refresher_;
   int port_ = 0;
   // "created" or "opened", for the start-up log line.
   std::string store_state_;

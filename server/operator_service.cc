@@ -4,6 +4,7 @@
 #include "core/division_code.h"
 #include "core/envelope.h"
 #include "core/grpc_status.h"
+#include "core/seal.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "google/protobuf/util/time_util.h"
@@ -78,7 +79,7 @@ absl::Status OperatorServiceImpl::FillStatus(
     v1::GetStatusResponse* response) const {
   response->set_code(deps_.self->code);
   response->set_name(deps_.self->name);
-  for (const auto& link : *deps_.links) {
+  for (PeerLink* link : deps_.links->All()) {
     PeerLinkSnapshot snapshot = link->Snapshot();
     v1::PeerStatus* peer = response->add_peers();
     peer->set_code(snapshot.code);
@@ -135,8 +136,18 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
             limit > kEnvelopeOverhead ? limit - kEnvelopeOverhead : 0)));
   }
 
+  // The payload is sealed to the recipient here, so that no store or relay
+  // on the way holds it in clear.
+  auto sealing_key = deps_.directory->SealingKeyOf(*recipient);
+  if (!sealing_key.ok()) return refuse(sealing_key.status());
   Submission submission;
   v1::Body& body = submission.body;
+  body.set_message_id(NewMessageId());
+  auto sealed =
+      Seal(*sealing_key, request->payload(),
+           SealAssociatedData(body.message_id(), deps_.self->code, *recipient));
+  if (!sealed.ok()) return refuse(sealed.status());
+  *body.mutable_sealed_payload() = std::move(*sealed);
   body.set_recipient(*recipient);
   body.set_kind(request->kind());
   body.set_case_id(request->case_id());
@@ -145,7 +156,6 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
                         ? v1::PRIORITY_GREEN_CHANNEL
                         : v1::PRIORITY_ORDINARY);
   if (request->has_deadline()) *body.mutable_deadline() = request->deadline();
-  body.set_payload(request->payload());
   submission.done = [reactor,
                      response](absl::StatusOr<std::string> message_id) {
     if (!message_id.ok()) {
@@ -187,10 +197,9 @@ absl::StatusOr<v1::SentMessage> OperatorServiceImpl::LoadSent(
   *message.mutable_route() = state.route();
   if (state.has_receipt()) *message.mutable_receipt() = state.receipt();
   if (state.state() == v1::DELIVERY_STATE_QUEUED) {
-    for (const auto& link : *deps_.links) {
-      if (link->code() == state.next_hop() && link->InFlight(id)) {
-        message.set_state(v1::DELIVERY_STATE_SENT);
-      }
+    PeerLink* link = deps_.links->Find(state.next_hop());
+    if (link != nullptr && link->InFlight(id)) {
+      message.set_state(v1::DELIVERY_STATE_SENT);
     }
   }
   return message;
@@ -306,7 +315,19 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::GetInboxMessage(
     if (!body.ParseFromString(response->message().envelope().body())) {
       return absl::DataLossError("stored envelope is corrupt");
     }
-    response->set_payload(body.payload());
+    if (!body.has_sealed_payload()) {
+      response->set_payload(body.payload());
+      return absl::OkStatus();
+    }
+    if (!deps_.self->sealing_key.has_value()) {
+      return absl::FailedPreconditionError(
+          "the payload is sealed, and this node has no sealing key");
+    }
+    CASELINK_ASSIGN_OR_RETURN(
+        *response->mutable_payload(),
+        Open(*deps_.self->sealing_key, body.sealed_payload(),
+             SealAssociatedData(body.message_id(), body.sender(),
+                                body.recipient())));
     return absl::OkStatus();
   });
 }

@@ -12,6 +12,8 @@
 #include "server/committer.h"
 #include "server/config.h"
 #include "server/counters.h"
+#include "server/directory.h"
+#include "server/link_set.h"
 #include "server/node_identity.h"
 #include "server/peer_link.h"
 #include "storage/store.h"
@@ -21,7 +23,8 @@ namespace caselink::server {
 struct OperatorServiceDeps {
   const NodeIdentity* self = nullptr;
   const DeliveryConfig* delivery = nullptr;
-  const std::vector<std::unique_ptr<PeerLink>>* links = nullptr;
+  const LinkSet* links = nullptr;
+  const Directory* directory = nullptr;
   Committer* committer = nullptr;
   storage::Store* store = nullptr;
   Counters* counters = nullptr;

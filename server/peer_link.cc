@@ -120,9 +120,33 @@ absl::Status PeerLink::Probe() {
                                              View(learned.message())));
     }
   }
+  if (!info.sealing_certificate().empty()) {
+    absl::Status learned = deps_.directory->LearnSealingKey(
+        peer_.code, info.sealing_certificate());
+    if (!learned.ok()) {
+      return absl::PermissionDeniedError(Cat("sealing certificate of ",
+                                             peer_.code, ": ",
+                                             View(learned.message())));
+    }
+  }
   absl::MutexLock lock(&mu_);
   name_ = info.name();
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<v1::SignedDirectory>> PeerLink::FetchDirectory(
+    const std::map<std::string, uint64_t>& known) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + kProbeTimeout));
+  v1::GetDirectoryRequest request;
+  for (const auto& [province, version] : known) {
+    (*request.mutable_known_versions())[province] = version;
+  }
+  v1::GetDirectoryResponse response;
+  grpc::Status status = stub_->GetDirectory(&context, request, &response);
+  if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return std::vector<v1::SignedDirectory>(response.directories().begin(),
+                                          response.directories().end());
 }
 
 void PeerLink::Run() {
@@ -167,6 +191,7 @@ bool PeerLink::Session(grpc::ClientContext* context) {
   v1::ExchangeRequest hello;
   hello.mutable_hello()->set_code(deps_.self->code);
   hello.mutable_hello()->add_signing_certificates(deps_.self->signing_cert_pem);
+  hello.mutable_hello()->set_sealing_certificate(deps_.self->sealing_cert_pem);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
 
@@ -258,9 +283,9 @@ void PeerLink::ReadAcks(Stream* stream) {
       for (const v1::Ack& ack : response.acks()) {
         auto it = in_flight_.find(ack.message_id());
         if (it == in_flight_.end()) continue;
-        HopVerdict verdict{it->second.outbox_key, ack.message_id(),
-                           it->second.originated_here, ack.code(),
-                           ack.reason()};
+        HopVerdict verdict{peer_.code,       it->second.outbox_key,
+                           ack.message_id(), it->second.originated_here,
+                           ack.code(),       ack.reason()};
         in_flight_.erase(it);
         if (ack.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
           // The peer could not store it for now: keep it queued and try

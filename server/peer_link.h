@@ -9,6 +9,7 @@
 #define CASELINK_SERVER_PEER_LINK_H_
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -25,6 +26,7 @@
 #include "core/tls.h"
 #include "server/committer.h"
 #include "server/config.h"
+#include "server/directory.h"
 #include "server/key_ring.h"
 #include "server/node_identity.h"
 #include "storage/store.h"
@@ -45,6 +47,7 @@ struct PeerLinkDeps {
   storage::Store* store = nullptr;
   Committer* committer = nullptr;
   KeyRing* keys = nullptr;
+  Directory* directory = nullptr;
   Logger* log = nullptr;
 };
 
@@ -65,6 +68,10 @@ class PeerLink {
 
   // New entries from `first_key` on are durable in this peer's outbox.
   void OnQueued(const std::string& first_key, uint64_t count);
+
+  // Asks the peer for the signed directories newer than `known`.
+  [[nodiscard]] absl::StatusOr<std::vector<v1::SignedDirectory>> FetchDirectory(
+      const std::map<std::string, uint64_t>& known);
 
   PeerLinkSnapshot Snapshot() const;
   // True while `message_id` is written to the stream and not acknowledged.

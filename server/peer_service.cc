@@ -93,6 +93,15 @@ class ExchangeReactor final : public ExchangeReactorBase {
                                                View(learned.message())));
       }
     }
+    if (!hello.sealing_certificate().empty()) {
+      absl::Status learned = deps_->directory->LearnSealingKey(
+          tls_peer_, hello.sealing_certificate());
+      if (!learned.ok()) {
+        return absl::PermissionDeniedError(Cat("sealing certificate of ",
+                                               tls_peer_, ": ",
+                                               View(learned.message())));
+      }
+    }
     return absl::OkStatus();
   }
 
@@ -198,6 +207,26 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
   response->set_code(deps_.self->code);
   response->set_name(deps_.self->name);
   response->add_signing_certificates(deps_.self->signing_cert_pem);
+  response->set_sealing_certificate(deps_.self->sealing_cert_pem);
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetDirectory(
+    grpc::CallbackServerContext* context,
+    const v1::GetDirectoryRequest* request,
+    v1::GetDirectoryResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "");
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  std::map<std::string, uint64_t> known(request->known_versions().begin(),
+                                        request->known_versions().end());
+  for (v1::SignedDirectory& document : deps_.directory->NewerThan(known)) {
+    *response->add_directories() = std::move(document);
+  }
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -206,7 +235,7 @@ ExchangeReactorBase* PeerServiceImpl::Exchange(
     grpc::CallbackServerContext* context) {
   auto caller = RequireCaller(*context, Role::kNode, "");
   absl::Status refusal = caller.status();
-  if (caller.ok() && deps_.peers.count(caller->code) == 0) {
+  if (caller.ok() && !deps_.links->Contains(caller->code)) {
     refusal = absl::PermissionDeniedError(
         Cat(caller->code, " is not a peer of ", deps_.self->code));
   }

@@ -3,23 +3,26 @@
 #ifndef CASELINK_SERVER_PEER_SERVICE_H_
 #define CASELINK_SERVER_PEER_SERVICE_H_
 
-#include <set>
 #include <string>
 
 #include "caselink/v1/peer.grpc.pb.h"
 #include "core/log.h"
 #include "server/committer.h"
 #include "server/counters.h"
+#include "server/directory.h"
 #include "server/intake.h"
 #include "server/key_ring.h"
+#include "server/link_set.h"
 #include "server/node_identity.h"
 
 namespace caselink::server {
 
 struct PeerServiceDeps {
   const NodeIdentity* self = nullptr;
-  std::set<std::string> peers;
+  // Only nodes this node has a link with may hand over envelopes.
+  const LinkSet* links = nullptr;
   KeyRing* keys = nullptr;
+  Directory* directory = nullptr;
   Intake* intake = nullptr;
   Committer* committer = nullptr;
   Counters* counters = nullptr;
@@ -41,6 +44,11 @@ class PeerServiceImpl final : public v1::PeerService::CallbackService {
 
   grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* Exchange(
       grpc::CallbackServerContext* context) override;
+
+  grpc::ServerUnaryReactor* GetDirectory(
+      grpc::CallbackServerContext* context,
+      const v1::GetDirectoryRequest* request,
+      v1::GetDirectoryResponse* response) override;
 
  private:
   const PeerServiceDeps deps_;

@@ -32,8 +32,14 @@ std::string DeepestCovering(const std::vector<std::string>& peers,
 Router::Router(std::string self, std::vector<std::string> peers)
     : self_(std::move(self)), peers_(std::move(peers)) {}
 
+void Router::SetPeers(std::vector<std::string> peers) {
+  absl::MutexLock lock(&mu_);
+  peers_ = std::move(peers);
+}
+
 absl::StatusOr<std::string> Router::NextHop(
     const std::string& destination) const {
+  absl::MutexLock lock(&mu_);
   std::string down = DeepestCovering(peers_, destination);
   if (!down.empty()) return down;
   std::string up = DeepestCovering(peers_, self_);

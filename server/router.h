@@ -7,14 +7,20 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace caselink::server {
 
+// Thread-safe.
 class Router {
  public:
   // Codes are 12-digit forms.
   Router(std::string self, std::vector<std::string> peers);
+
+  // Replaces the set of peers.
+  void SetPeers(std::vector<std::string> peers);
 
   // The peer to hand a message for `destination` to. NotFound if none
   // leads there (a node with no parent link, for a code outside its
@@ -22,11 +28,10 @@ class Router {
   [[nodiscard]] absl::StatusOr<std::string> NextHop(
       const std::string& destination) const;
 
-  const std::vector<std::string>& peers() const { return peers_; }
-
  private:
   const std::string self_;
-  const std::vector<std::string> peers_;
+  mutable absl::Mutex mu_;
+  std::vector<std::string> peers_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace caselink::server

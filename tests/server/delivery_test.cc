@@ -28,6 +28,9 @@ class DeliveryTest : public ::testing::Test {
     ASSERT_TRUE(network.ok()) << network.status();
     network_ = std::move(*network);
     ASSERT_TRUE(network_->StartAll().ok());
+    // Linked once, each knows the other's sealing key from then on.
+    ASSERT_TRUE(network_->WaitForPeersConnected(kTongan));
+    ASSERT_TRUE(network_->WaitForPeersConnected(kXiamen));
     tongan_ = Client(kTongan);
     xiamen_ = Client(kXiamen);
   }

@@ -65,6 +65,13 @@ absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
     for (std::string& peer : spec.peers) {
       CASELINK_ASSIGN_OR_RETURN(peer, NormalizeDivisionCode(peer));
     }
+    for (std::string& link : spec.links) {
+      CASELINK_ASSIGN_OR_RETURN(link, NormalizeDivisionCode(link));
+    }
+    if (!spec.parent.empty()) {
+      CASELINK_ASSIGN_OR_RETURN(spec.parent,
+                                NormalizeDivisionCode(spec.parent));
+    }
     pki_args.insert(pki_args.end(), {"--node", Cat(spec.code, ":", spec.name),
                                      "--operator", Cat(spec.code, ":op"),
                                      "--auditor", Cat(spec.code, ":audit")});
@@ -78,8 +85,68 @@ absl::StatusOr<std::unique_ptr<TestNetwork>> TestNetwork::Create(
   return network;
 }
 
+absl::Status TestNetwork::AddNode(NodeSpec spec) {
+  CASELINK_ASSIGN_OR_RETURN(spec.code, NormalizeDivisionCode(spec.code));
+  for (std::string& peer : spec.peers) {
+    CASELINK_ASSIGN_OR_RETURN(peer, NormalizeDivisionCode(peer));
+  }
+  if (!spec.parent.empty()) {
+    CASELINK_ASSIGN_OR_RETURN(spec.parent, NormalizeDivisionCode(spec.parent));
+  }
+  CASELINK_RETURN_IF_ERROR(MakeDevPki(
+      PkiDir(),
+      {"--sign-alg", options_.sign_alg, "--node",
+       Cat(spec.code, ":", spec.name), "--operator", Cat(spec.code, ":op"),
+       "--auditor", Cat(spec.code, ":audit")}));
+  Member member;
+  member.port = PickFreePort();
+  member.spec = spec;
+  members_.emplace(spec.code, std::move(member));
+  CASELINK_RETURN_IF_ERROR(WriteNodeConfig(spec.code));
+  return WriteDirectories();
+}
+
+absl::Status TestNetwork::WriteDirectories() {
+  if (!options_.directories) return absl::OkStatus();
+  std::map<std::string, std::ofstream> files;
+  for (const auto& [code, member] : members_) {
+    std::string province = ProvinceOf(code);
+    if (members_.count(province) == 0) continue;
+    auto [it, added] = files.try_emplace(
+        province, Cat(root(), "/configs/", province, "-directory.yaml"));
+    std::ofstream& out = it->second;
+    if (added) out << "nodes:\n";
+    std::string dir = Cat(PkiDir(), "/nodes/", code);
+    out << "  - code: \"" << code << "\"\n    name: \"" << member.spec.name
+        << "\"\n    address: \"127.0.0.1:" << member.port << "\"\n";
+    if (!member.spec.parent.empty()) {
+      out << "    parent: \"" << member.spec.parent << "\"\n";
+    }
+    if (!member.spec.links.empty()) {
+      out << "    links:\n";
+      for (const std::string& link : member.spec.links) {
+        out << "      - \"" << link << "\"\n";
+      }
+    }
+    out << "    signing_certificates:\n      - \"" << dir << "/sign.crt\"\n"
+        << "    sealing_certificate: \"" << dir << "/seal.crt\"\n";
+  }
+  for (auto& [province, out] : files) {
+    if (!out) return absl::InternalError("cannot write a directory file");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status TestNetwork::WriteConfigs() {
-  for (auto& [code, member] : members_) {
+  for (const auto& [code, member] : members_) {
+    CASELINK_RETURN_IF_ERROR(WriteNodeConfig(code));
+  }
+  return WriteDirectories();
+}
+
+absl::Status TestNetwork::WriteNodeConfig(const std::string& code) {
+  {
+    const Member& member = members_.at(code);
     std::string pki = PkiDir();
     std::string node_dir = Cat(pki, "/nodes/", code);
     std::filesystem::create_directories(root() + "/configs");
@@ -92,7 +159,16 @@ absl::Status TestNetwork::WriteConfigs() {
            << "  key: \"" << node_dir << "/tls.key\"\n"
            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n"
            << "signing:\n  cert: \"" << node_dir << "/sign.crt\"\n"
-           << "  key: \"" << node_dir << "/sign.key\"\n";
+           << "  key: \"" << node_dir << "/sign.key\"\n"
+           << "sealing:\n  cert: \"" << node_dir << "/seal.crt\"\n"
+           << "  key: \"" << node_dir << "/seal.key\"\n";
+    if (options_.directories) {
+      config << "directory:\n  refresh_seconds: 1\n";
+      if (LevelOf(code) == DivisionLevel::kProvince) {
+        config << "  publish: \"" << root() << "/configs/" << code
+               << "-directory.yaml\"\n";
+      }
+    }
     if (!member.spec.peers.empty()) config << "peers:\n";
     for (const std::string& peer : member.spec.peers) {
       auto it = members_.find(peer);

@@ -33,15 +33,30 @@ class TempDir {
 };
 
 struct NodeSpec {
+  NodeSpec(std::string code_in, std::string name_in,
+           std::vector<std::string> peers_in = {},
+           std::string extra_config_in = "")
+      : code(std::move(code_in)),
+        name(std::move(name_in)),
+        peers(std::move(peers_in)),
+        extra_config(std::move(extra_config_in)) {}
+
   std::string code;  // Any accepted form; stored padded.
   std::string name;
   std::vector<std::string> peers;
   // Extra top-level YAML appended to the node's config file.
   std::string extra_config;
+  // For the directory: the node above this one, and other direct links.
+  std::string parent;
+  std::vector<std::string> links;
 };
 
 struct NetworkOptions {
   std::string sign_alg = "ecdsa-p256";
+  // Each province node of the network publishes a directory listing the
+  // network's nodes of its province, and every node refreshes it each
+  // second.
+  bool directories = false;
 };
 
 // Runs certs/make-dev-pki.sh; returns its output on failure.
@@ -56,6 +71,11 @@ class TestNetwork {
       std::vector<NodeSpec> nodes, NetworkOptions options = {});
 
   absl::Status StartAll();
+
+  // Adds a node to the network while it runs: certificates, config, and
+  // (with directories) its entry in its province's directory file, which
+  // the province node publishes at its next refresh. Starts nothing.
+  absl::Status AddNode(NodeSpec spec);
   // Starts the node and waits until it accepts connections.
   absl::Status Start(const std::string& code);
   // kill -9.
@@ -84,9 +104,11 @@ class TestNetwork {
  private:
   TestNetwork() = default;
   absl::Status WriteConfigs();
+  absl::Status WriteNodeConfig(const std::string& code);
+  absl::Status WriteDirectories();
 
   struct Member {
-    NodeSpec spec;
+    NodeSpec spec{"", ""};
     int port = 0;
     std::unique_ptr<ChildProcess> process;
   };
