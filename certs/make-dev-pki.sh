@@ -404,7 +404,10 @@ update_crl() {
       -noout -crlnumber -nextupdate -text 2>/dev/null)"; then
     while IFS= read -r line; do
       case "$line" in
-        crlNumber=0x*) old_number=$((16#${line#crlNumber=0x})) ;;
+        crlNumber=0x*)
+          line="${line#crlNumber=0x}"
+          [[ "$line" =~ ^[0-9A-Fa-f]{1,15}$ ]] && old_number=$((16#$line))
+          ;;
         nextUpdate=*) next_update="${line#nextUpdate=}" ;;
       esac
     done <<<"$text"
@@ -685,10 +688,10 @@ write_crls() {
 }
 
 # Parses a CODE:USER argument of OPTION into the globals parsed_code and
-# parsed_user; WHAT names the expected form in the error message.
+# parsed_user.
 parse_code_user() {
-  local option="$1" value="$2" what="${3:-CODE:USER}"
-  [[ "$value" == *:* ]] || usage_error "$option needs $what, got '$value'"
+  local option="$1" value="$2"
+  [[ "$value" == *:* ]] || usage_error "$option needs CODE:USER, got '$value'"
   parsed_user="${value#*:}"
   parsed_code="$(normalize_code "${value%%:*}" "$option")"
   [[ "$parsed_user" =~ ^[a-z0-9._-]+$ ]] ||
@@ -709,16 +712,16 @@ add_client() {
 # revoke_client_roles, revoke_client_codes and revoke_client_users.
 add_revoke_client() {
   local value="$1" role="${1%%:*}"
+  [[ "$value" == *:*:* ]] ||
+    usage_error "--revoke-client needs ROLE:CODE:USER, got '$value'"
   case "$role" in
     operator | auditor) ;;
     *)
       usage_error "bad role '$role' in --revoke-client: must be operator" \
-        "or auditor (ROLE:CODE:USER)"
+        "or auditor"
       ;;
   esac
-  [[ "$value" == *:* ]] ||
-    usage_error "--revoke-client needs ROLE:CODE:USER, got '$value'"
-  parse_code_user --revoke-client "${value#*:}" ROLE:CODE:USER
+  parse_code_user --revoke-client "${value#*:}"
   revoke_client_roles+=("$role")
   revoke_client_codes+=("$parsed_code")
   revoke_client_users+=("$parsed_user")
@@ -728,7 +731,7 @@ add_revoke_client() {
 # certificates, and each was issued by its province CA.
 check_revocable_node() {
   local code="$1" province="${1:0:2}0000000000" set found=0
-  local dir="$out/nodes/$code" ca_cert="$out/ca/${1:0:2}0000000000/ca.crt"
+  local dir="$out/nodes/$code" ca_cert="$out/ca/$province/ca.crt"
   [[ -f "$ca_cert" ]] ||
     die "cannot revoke node $code: there is no CA $province in $out/ca"
   for set in tls sign seal; do

@@ -92,6 +92,9 @@ absl::Status OperatorServiceImpl::FillStatus(
   for (const auto& [name, value] : deps_.counters->Snapshot()) {
     (*response->mutable_counters())[name] = value;
   }
+  for (const auto& [province, version] : deps_.directory->Versions()) {
+    (*response->mutable_directory_versions())[province] = version;
+  }
   return absl::OkStatus();
 }
 

@@ -108,6 +108,152 @@ chain_is_cert_then_ca() {  # NODE_DIR CA_CERT
   cat "$1/tls.crt" "$2" | cmp -s - "$1/tls-chain.pem"
 }
 
+pubkey_of() { openssl x509 -in "$1" -noout -pubkey; }
+
+cert_key_text_has() {  # CERT TEXT: the certificate's public key shows TEXT.
+  pubkey_of "$1" | openssl pkey -pubin -noout -text_pub | grep -qF -- "$2"
+}
+
+keys_differ() {  # CERT1 CERT2: the two certificates hold different keys.
+  local a b
+  a="$(pubkey_of "$1")" && b="$(pubkey_of "$2")" &&
+    [[ -n "$a" && "$a" != "$b" ]]
+}
+
+# A peer key per sealing key type, made once, for the ECDH round trips.
+peer_key() {  # TYPE (p256 or x25519): prints the path of the peer key
+  local path="$tmp/peer-$1.key"
+  if [[ ! -f "$path" ]]; then
+    case "$1" in
+      p256) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$path" 2>/dev/null ;;
+      x25519) openssl genpkey -algorithm X25519 -out "$path" 2>/dev/null ;;
+    esac
+  fi
+  echo "$path"
+}
+
+# Uses the sealing pair: both sides of an ECDH exchange (P-256, X25519)
+# reach the same secret, or SM2 encryption to seal.crt is undone by
+# seal.key and not by sign.key.
+seal_round_trip() {  # ALG NODE_DIR
+  local alg="$1" dir="$2" peer
+  pubkey_of "$dir/seal.crt" >"$tmp/seal.pub" || return 1
+  case "$alg" in
+    ecdsa-p256 | ed25519)
+      if [[ "$alg" == ed25519 ]]; then
+        peer="$(peer_key x25519)"
+      else
+        peer="$(peer_key p256)"
+      fi
+      openssl pkey -in "$peer" -pubout -out "$tmp/peer.pub" &&
+        openssl pkeyutl -derive -inkey "$dir/seal.key" \
+          -peerkey "$tmp/peer.pub" -out "$tmp/secret.node" &&
+        openssl pkeyutl -derive -inkey "$peer" -peerkey "$tmp/seal.pub" \
+          -out "$tmp/secret.peer" &&
+        [[ -s "$tmp/secret.node" ]] && cmp "$tmp/secret.node" "$tmp/secret.peer"
+      ;;
+    sm2)
+      printf 'case file for %s\n' "${dir##*/}" >"$tmp/plain"
+      openssl pkeyutl -encrypt -pubin -inkey "$tmp/seal.pub" -in "$tmp/plain" \
+        -out "$tmp/sealed" &&
+        ! cmp -s "$tmp/plain" "$tmp/sealed" &&
+        openssl pkeyutl -decrypt -inkey "$dir/seal.key" -in "$tmp/sealed" \
+          -out "$tmp/opened" &&
+        cmp "$tmp/plain" "$tmp/opened" &&
+        ! openssl pkeyutl -decrypt -inkey "$dir/sign.key" -in "$tmp/sealed" \
+          -out "$tmp/opened.wrong"
+      ;;
+  esac
+}
+
+# openssl verify with the CRLs of OUT_DIR must accept CERT.
+crl_accepts() {  # OUT_DIR CERT
+  openssl verify -crl_check -CAfile "$1/ca-bundle.pem" \
+    -CRLfile "$1/crl-bundle.pem" "$2" | grep -qx "$2: OK"
+}
+
+# openssl verify with the CRLs of OUT_DIR must reject CERT as revoked.
+crl_says_revoked() {  # OUT_DIR CERT
+  local output
+  if output="$(openssl verify -crl_check -CAfile "$1/ca-bundle.pem" \
+    -CRLfile "$1/crl-bundle.pem" "$2" 2>&1)"; then
+    echo "verify passed: $output"
+    return 1
+  fi
+  [[ "$output" == *"certificate revoked"* ]] || { echo "$output"; return 1; }
+}
+
+crl_number_of() {  # CRL: prints its CRL number in decimal
+  local line
+  line="$(openssl crl -in "$1" -noout -crlnumber)" || return 1
+  [[ "$line" == crlNumber=0x* ]] || return 1
+  echo $((16#${line#crlNumber=0x}))
+}
+
+greater() {  # A B
+  if [[ -z "$1" || -z "$2" ]] || (($1 <= $2)); then
+    echo "'$1' is not > '$2'"
+    return 1
+  fi
+}
+
+# CRL is signed by CA_CERT, lists COUNT certificates, was issued just now
+# and is valid for 30 days.
+crl_is_current() {  # CRL CA_CERT COUNT
+  local crl="$1" ca_cert="$2" count="$3" text now last next listed
+  text="$(openssl crl -in "$crl" -CAfile "$ca_cert" -noout -text \
+    -lastupdate -nextupdate 2>/dev/null)" || { echo "bad signature"; return 1; }
+  now="$(date +%s)"
+  last="$(date -d "$(sed -n 's/^lastUpdate=//p' <<<"$text")" +%s)" || return 1
+  next="$(date -d "$(sed -n 's/^nextUpdate=//p' <<<"$text")" +%s)" || return 1
+  ((last <= now + 60 && last > now - 3600)) ||
+    { echo "lastUpdate $last, now $now"; return 1; }
+  ((next - last == 30 * 86400)) || { echo "valid $((next - last))s"; return 1; }
+  listed="$(grep -c 'Serial Number:' <<<"$text")"
+  [[ "$listed" == "$count" ]] ||
+    { echo "$listed revoked, want $count"; return 1; }
+}
+
+crl_count_is() {  # PEM_FILE COUNT
+  local actual
+  actual="$(grep -c 'BEGIN X509 CRL' "$1")"
+  [[ "$actual" == "$2" ]] || { echo "$1: $actual CRLs, want $2"; return 1; }
+}
+
+crl_bundle_is_both() {  # OUT_DIR
+  cat "$1/ca/$FUJIAN/crl.pem" "$1/ca/$SICHUAN/crl.pem" |
+    cmp -s - "$1/crl-bundle.pem"
+}
+
+# Prints a line per file under DIR: its hash and path.
+tree_snapshot() {  # DIR
+  (cd "$1" && find . -type f -print0 | LC_ALL=C sort -z |
+    xargs -0 sha256sum)
+}
+
+tree_is() {  # DIR SNAPSHOT
+  local now
+  now="$(tree_snapshot "$1")"
+  [[ "$now" == "$2" ]] || { diff <(echo "$2") <(echo "$now"); return 1; }
+}
+
+count_matching() {  # COUNT GLOB...: the glob matches COUNT files
+  local want="$1"
+  shift
+  local files=() f
+  for f in "$@"; do
+    [[ -e "$f" ]] && files+=("$f")
+  done
+  [[ "${#files[@]}" == "$want" ]] ||
+    { echo "${#files[@]} files, want $want: $*"; return 1; }
+}
+
+signature_checks_with() {  # CERT MESSAGE SIGNATURE (ECDSA P-256, SHA-256)
+  pubkey_of "$1" >"$tmp/check.pub" &&
+    openssl dgst -sha256 -verify "$tmp/check.pub" -signature "$3" "$2"
+}
+
 # Signs a message with the key, verifies with the certificate's public key,
 # and checks a changed message is rejected.
 signature_round_trip() {  # ALG NODE_DIR
@@ -208,6 +354,45 @@ check_node() {  # DIR CODE12 ALG NAME
   check "node $code: $alg signature verifies with sign.crt" \
     signature_round_trip "$alg" "$dir"
 
+  # Sealing certificate: the key type follows --sign-alg.
+  local seal_marker seal_usage
+  case "$alg" in
+    ecdsa-p256) seal_marker="ASN1 OID: prime256v1" ;;
+    ed25519) seal_marker="X25519 Public-Key" ;;
+    sm2) seal_marker="ASN1 OID: SM2" ;;
+  esac
+  if [[ "$alg" == sm2 ]]; then
+    seal_usage=$'critical\n    Key Encipherment, Data Encipherment'
+  else
+    seal_usage=$'critical\n    Key Agreement'
+  fi
+  check "node $code: seal.key is ${seal_marker##* }" \
+    key_text_has "$dir/seal.key" "$seal_marker"
+  check "node $code: seal.crt holds a ${seal_marker##* } key" \
+    cert_key_text_has "$dir/seal.crt" "$seal_marker"
+  check "node $code: seal.key mode 600" mode_is 600 "$dir/seal.key"
+  check "node $code: seal.crt mode 644" mode_is 644 "$dir/seal.crt"
+  check "node $code: seal.crt verifies against bundle" \
+    verifies "$bundle" "$dir/seal.crt"
+  check "node $code: seal.crt verifies against its province CA" \
+    verifies "$ca" "$dir/seal.crt"
+  check "node $code: seal.crt subject" subject_is "$dir/seal.crt" \
+    "CN=$code,OU=sealing,O=caselink development"
+  check "node $code: seal.crt SAN" ext_has "$dir/seal.crt" subjectAltName \
+    "URI:urn:caselink:node:$code"
+  check "node $code: seal.crt keyUsage" ext_has "$dir/seal.crt" keyUsage \
+    "$seal_usage"
+  check "node $code: sealing and signing keys differ" \
+    keys_differ "$dir/seal.crt" "$dir/sign.crt"
+  local use
+  case "$alg" in
+    ecdsa-p256) use="ECDH P-256" ;;
+    ed25519) use="X25519" ;;
+    sm2) use="SM2 encryption" ;;
+  esac
+  check "node $code: seal.key and seal.crt work together ($use)" \
+    seal_round_trip "$alg" "$dir"
+
   check "node $code: name" file_is "$dir/name" "$name"
 }
 
@@ -279,6 +464,11 @@ test_rerun_keeps_ca() {
   check_node "$out" 350212000000 ed25519 "Tong'an"
   check "changed --sign-alg keeps tls.crt" \
     hash_is "$out/nodes/350212000000/tls.crt" "$node_before"
+  check "changed --sign-alg keeps the old signing cert as sign.prev-*" \
+    count_matching 1 "$out"/nodes/350212000000/sign.prev-*.crt
+  check "changed --sign-alg: sign.prev-* still verifies against the CA" \
+    verifies "$out/ca/$FUJIAN/ca.crt" \
+    "$(echo "$out"/nodes/350212000000/sign.prev-*.crt)"
 
   # --force starts over with new CAs.
   check "--force succeeds" run_pki --out "$out" --node 350212 --force
@@ -299,6 +489,272 @@ test_sign_alg() {  # ALG
   check_node "$out" 510000000000 "$alg" "Node 510000000000"
   check_fails "$alg: Sichuan sign.crt does not verify against Fujian CA" \
     verifies "$out/ca/$FUJIAN/ca.crt" "$out/nodes/$SICHUAN/sign.crt"
+  local snapshot
+  snapshot="$(tree_snapshot "$out")"
+  check "$alg: rerun succeeds" \
+    run_pki --out "$out" --sign-alg "$alg" --node 350212 --node 51
+  check "$alg: rerun keeps the node, sealing key included" \
+    output_has "kept node 350212000000"
+  check "$alg: rerun keeps every file" tree_is "$out" "$snapshot"
+}
+
+# Issues a CRL for the CA in CA_DIR that is valid for one day only, with an
+# openssl ca config of the test's own.
+short_lived_crl() {  # CA_DIR
+  cat >"$tmp/short-crl.cnf" <<'EOF'
+[ca]
+default_ca = test_ca
+[test_ca]
+database = index.txt
+certificate = ca.crt
+private_key = ca.key
+crlnumber = crlnumber
+default_md = sha256
+EOF
+  (cd "$1" && openssl ca -batch -config "$tmp/short-crl.cnf" -gencrl \
+    -crldays 1 -out crl.pem)
+}
+
+test_revocation() {
+  local out="$tmp/rev" node="$tmp/rev/nodes/350212000000"
+  local fujian_crl="$tmp/rev/ca/$FUJIAN/crl.pem"
+  local sichuan_crl="$tmp/rev/ca/$SICHUAN/crl.pem"
+  local make=(--out "$out" --node 350212 --node 350203 --node 51
+    --operator 350212:alice --auditor 350000:audra)
+  local n1 n2 n3 n4 snapshot tls_before sichuan_before
+  check "revocation: first run succeeds" run_pki "${make[@]}"
+  check "first run writes an empty Fujian CRL" \
+    output_has "wrote crl for $FUJIAN (0 revoked)"
+  check "first run reports the CRL bundle" \
+    output_has "wrote crl-bundle.pem (2 CRLs)"
+  check "Fujian CRL: signed by its CA, empty, valid 30 days" \
+    crl_is_current "$fujian_crl" "$out/ca/$FUJIAN/ca.crt" 0
+  check "Sichuan CRL: signed by its CA, empty, valid 30 days" \
+    crl_is_current "$sichuan_crl" "$out/ca/$SICHUAN/ca.crt" 0
+  check_fails "Fujian CRL is not signed by the Sichuan CA" \
+    openssl crl -in "$fujian_crl" -CAfile "$out/ca/$SICHUAN/ca.crt" -noout
+  check "crl.pem mode 644" mode_is 644 "$fujian_crl"
+  check "crl-bundle.pem mode 644" mode_is 644 "$out/crl-bundle.pem"
+  check "crl-bundle.pem holds 2 CRLs" crl_count_is "$out/crl-bundle.pem" 2
+  check "crl-bundle.pem is the CRLs in bundle order" crl_bundle_is_both "$out"
+  check "before revoking: node passes the CRL check" \
+    crl_accepts "$out" "$node/tls.crt"
+  check "before revoking: client passes the CRL check" \
+    crl_accepts "$out" "$out/clients/operator-350212000000-alice/client.crt"
+
+  snapshot="$(tree_snapshot "$out")"
+  check "rerun without changes succeeds" run_pki "${make[@]}"
+  check "rerun without changes keeps every file" tree_is "$out" "$snapshot"
+  check "rerun reports the kept CRL" \
+    output_has "kept crl for $FUJIAN (0 revoked)"
+
+  n1="$(crl_number_of "$fujian_crl")"
+  tls_before="$(sha256_of "$node/tls.crt")"
+  sichuan_before="$(sha256_of "$sichuan_crl")"
+  check "--revoke succeeds" run_pki --out "$out" --revoke 350212
+  check "--revoke is reported" \
+    output_has "revoked node 350212000000 (3 certificates)"
+  check "--revoke rewrites the Fujian CRL" \
+    output_has "wrote crl for $FUJIAN (3 revoked)"
+  check "--revoke keeps the Sichuan CRL" \
+    hash_is "$sichuan_crl" "$sichuan_before"
+  check "Fujian CRL lists 3, signed, valid 30 days" \
+    crl_is_current "$fujian_crl" "$out/ca/$FUJIAN/ca.crt" 3
+  n2="$(crl_number_of "$fujian_crl")"
+  check "CRL number grows on --revoke" greater "$n2" "$n1"
+  check "crl-bundle.pem is rebuilt" crl_bundle_is_both "$out"
+  local set
+  for set in tls sign seal; do
+    check "revoked node's $set.crt fails the CRL check: certificate revoked" \
+      crl_says_revoked "$out" "$node/$set.crt"
+  done
+  check "revoked node's tls.crt still verifies without CRLs" \
+    verifies "$out/ca-bundle.pem" "$node/tls.crt"
+  check "revoked files stay in place" hash_is "$node/tls.crt" "$tls_before"
+  check "another Fujian node passes the CRL check" \
+    crl_accepts "$out" "$out/nodes/350203000000/tls.crt"
+  check "a Sichuan node passes the CRL check" \
+    crl_accepts "$out" "$out/nodes/$SICHUAN/seal.crt"
+  check "index.txt lists 3 revoked" \
+    test "$(grep -c '^R' "$out/ca/$FUJIAN/index.txt")" = 3
+
+  snapshot="$(tree_snapshot "$out")"
+  check "repeated --revoke succeeds" run_pki --out "$out" --revoke 350212
+  check "repeated --revoke says already revoked" \
+    output_has "node 350212000000 already revoked (3 certificates)"
+  check "repeated --revoke changes nothing" tree_is "$out" "$snapshot"
+  check "plain rerun after --revoke succeeds" run_pki "${make[@]}"
+  check "plain rerun keeps the revoked node, saying so" \
+    output_has "kept node 350212000000 (revoked"
+  check "plain rerun after --revoke changes nothing" tree_is "$out" "$snapshot"
+
+  check "--revoke-client succeeds" \
+    run_pki --out "$out" --revoke-client operator:350212:alice
+  check "--revoke-client is reported" \
+    output_has "revoked operator 350212000000:alice (1 certificate)"
+  check "--revoke-client rewrites the CRL" \
+    output_has "wrote crl for $FUJIAN (4 revoked)"
+  check "revoked client fails the CRL check" crl_says_revoked "$out" \
+    "$out/clients/operator-350212000000-alice/client.crt"
+  check "other client passes the CRL check" \
+    crl_accepts "$out" "$out/clients/auditor-350000000000-audra/client.crt"
+  n3="$(crl_number_of "$fujian_crl")"
+  check "CRL number grows on --revoke-client" greater "$n3" "$n2"
+
+  check "--node --rotate after --revoke succeeds" \
+    run_pki --out "$out" --node 350212 --rotate
+  check "rotation is reported" \
+    output_has "rotated node 350212000000 (signing ecdsa-p256)"
+  for set in tls sign seal; do
+    check "rotated node's new $set.crt passes the CRL check" \
+      crl_accepts "$out" "$node/$set.crt"
+  done
+  check "the revoked signing cert is kept as sign.prev-*" \
+    count_matching 1 "$node"/sign.prev-*.crt
+  check "the kept revoked signing cert fails the CRL check" \
+    crl_says_revoked "$out" "$(echo "$node"/sign.prev-*.crt)"
+  check "rotation alone keeps the CRL" \
+    output_has "kept crl for $FUJIAN (4 revoked)"
+
+  # A CRL that does not fit its CA, or runs out soon, is issued again.
+  cp "$sichuan_crl" "$fujian_crl"
+  check "rerun with a foreign crl.pem succeeds" run_pki --out "$out" --node 51
+  check "foreign crl.pem is replaced" \
+    crl_is_current "$fujian_crl" "$out/ca/$FUJIAN/ca.crt" 4
+  n4="$(crl_number_of "$fujian_crl")"
+  check "CRL number grows on replacing a foreign CRL" greater "$n4" "$n3"
+  check "short-lived CRL made for the test" short_lived_crl "$out/ca/$FUJIAN"
+  n4="$(crl_number_of "$fujian_crl")"
+  check "rerun with a CRL about to expire succeeds" \
+    run_pki --out "$out" --node 51
+  check "CRL about to expire is renewed for 30 days" \
+    crl_is_current "$fujian_crl" "$out/ca/$FUJIAN/ca.crt" 4
+  check "CRL number grows on renewal" \
+    greater "$(crl_number_of "$fujian_crl")" "$n4"
+  n4="$(crl_number_of "$fujian_crl")"
+  rm -f "$out/ca/$FUJIAN/crlnumber"
+  check "--revoke with crlnumber lost succeeds" \
+    run_pki --out "$out" --revoke 350203
+  check "CRL number grows even with crlnumber lost" \
+    greater "$(crl_number_of "$fujian_crl")" "$n4"
+  check "--revoke of a second node lists 7" \
+    crl_is_current "$fujian_crl" "$out/ca/$FUJIAN/ca.crt" 7
+  check "first revoked node's rotated certs still pass" \
+    crl_accepts "$out" "$node/tls.crt"
+}
+
+test_rotation() {
+  local out="$tmp/rot" dir="$tmp/rot/nodes/350212000000"
+  local ca="$tmp/rot/ca/$FUJIAN/ca.crt" serial snapshot sichuan
+  check "rotation: first run succeeds" \
+    run_pki --out "$out" --node 350212 --node 51
+  cp "$dir/sign.crt" "$tmp/old-sign.crt"
+  cp "$dir/sign.key" "$tmp/old-sign.key"
+  cp "$dir/tls.crt" "$tmp/old-tls.crt"
+  cp "$dir/seal.crt" "$tmp/old-seal.crt"
+  printf 'referral 7\n' >"$tmp/old-msg"
+  openssl dgst -sha256 -sign "$dir/sign.key" -out "$tmp/old-sig" \
+    "$tmp/old-msg"
+  serial="$(openssl x509 -in "$dir/sign.crt" -noout -serial)"
+  serial="${serial#serial=}"
+  sichuan="$(tree_snapshot "$out/nodes/$SICHUAN")"
+
+  check "--rotate CODE succeeds" run_pki --out "$out" --rotate 350212
+  check "--rotate is reported" \
+    output_has "rotated node 350212000000 (signing ecdsa-p256)"
+  check "--rotate: new sign.crt has another key" \
+    keys_differ "$dir/sign.crt" "$tmp/old-sign.crt"
+  check "--rotate: new tls.crt has another key" \
+    keys_differ "$dir/tls.crt" "$tmp/old-tls.crt"
+  check "--rotate: new seal.crt has another key" \
+    keys_differ "$dir/seal.crt" "$tmp/old-seal.crt"
+  check "--rotate keeps the old cert as sign.prev-<serial>.crt" \
+    same_file "$tmp/old-sign.crt" "$dir/sign.prev-$serial.crt"
+  check "--rotate keeps the old key as sign.prev-<serial>.key" \
+    same_file "$tmp/old-sign.key" "$dir/sign.prev-$serial.key"
+  check "sign.prev key mode 600" mode_is 600 "$dir/sign.prev-$serial.key"
+  check "sign.prev cert mode 644" mode_is 644 "$dir/sign.prev-$serial.crt"
+  check "sign.prev cert still verifies against the CA" \
+    verifies "$ca" "$dir/sign.prev-$serial.crt"
+  check "sign.prev cert still verifies against the bundle" \
+    verifies "$out/ca-bundle.pem" "$dir/sign.prev-$serial.crt"
+  check "what the old key signed verifies with sign.prev cert" \
+    signature_checks_with "$dir/sign.prev-$serial.crt" "$tmp/old-msg" \
+    "$tmp/old-sig"
+  check_fails "what the old key signed does not verify with new sign.crt" \
+    signature_checks_with "$dir/sign.crt" "$tmp/old-msg" "$tmp/old-sig"
+  check "--rotate without --revoke revokes nothing" \
+    output_has "kept crl for $FUJIAN (0 revoked)"
+  check "old signing cert passes the CRL check" \
+    crl_accepts "$out" "$dir/sign.prev-$serial.crt"
+  check "--rotate leaves other nodes alone" \
+    tree_is "$out/nodes/$SICHUAN" "$sichuan"
+  check_node "$out" 350212000000 ecdsa-p256 "Node 350212000000"
+
+  snapshot="$(tree_snapshot "$out")"
+  check "rerun after --rotate succeeds" \
+    run_pki --out "$out" --node 350212 --node 51
+  check "rerun after --rotate keeps every file" tree_is "$out" "$snapshot"
+
+  check "--rotate with another --sign-alg succeeds" \
+    run_pki --out "$out" --rotate 350212 --sign-alg ed25519
+  check "--rotate names old and new algorithm" \
+    output_has "rotated node 350212000000 (signing ed25519, was ecdsa-p256)"
+  check "two rotations keep two sign.prev certs" \
+    count_matching 2 "$dir"/sign.prev-*.crt
+  check "two rotations keep two sign.prev keys" \
+    count_matching 2 "$dir"/sign.prev-*.key
+  check "rotated to ed25519: sign.key is Ed25519" \
+    key_text_has "$dir/sign.key" "ED25519 Public-Key"
+  check "rotated to ed25519: seal.crt holds an X25519 key" \
+    cert_key_text_has "$dir/seal.crt" "X25519 Public-Key"
+  check "rotated to ed25519: seal.crt verifies against the CA" \
+    verifies "$ca" "$dir/seal.crt"
+
+  # Revoke and rotate in one run: the old certificates are revoked first.
+  cp "$dir/tls.crt" "$tmp/old-tls.crt"
+  serial="$(openssl x509 -in "$dir/sign.crt" -noout -serial)"
+  serial="${serial#serial=}"
+  check "--revoke and --rotate together succeed" \
+    run_pki --out "$out" --revoke 350212 --rotate 350212 --sign-alg ed25519
+  check "--revoke with --rotate reports the revocation" \
+    output_has "revoked node 350212000000 (3 certificates)"
+  check "--revoke with --rotate reports the rotation" \
+    output_has "rotated node 350212000000 (signing ed25519)"
+  check "the old tls.crt is revoked" crl_says_revoked "$out" "$tmp/old-tls.crt"
+  check "the old signing cert, kept, is revoked" \
+    crl_says_revoked "$out" "$dir/sign.prev-$serial.crt"
+  check "the new tls.crt passes" crl_accepts "$out" "$dir/tls.crt"
+  check "the new sign.crt passes" crl_accepts "$out" "$dir/sign.crt"
+  check "the new seal.crt passes" crl_accepts "$out" "$dir/seal.crt"
+
+  check "bare --rotate rotates the --node codes" \
+    run_pki --out "$out" --node 51 --rotate
+  check "bare --rotate is reported" \
+    output_has "rotated node 510000000000 (signing ecdsa-p256)"
+  check "bare --rotate keeps the old Sichuan signing cert" \
+    count_matching 1 "$out/nodes/$SICHUAN"/sign.prev-*.crt
+}
+
+# A directory made before sealing keys and CRLs existed gets them on a rerun,
+# and keeps everything else.
+test_old_layout() {
+  local out="$tmp/old" dir="$tmp/old/nodes/350212000000" tls sign
+  check "old layout: first run succeeds" run_pki --out "$out" --node 350212
+  rm -f "$dir"/seal.* "$out"/ca/*/crl.pem "$out"/ca/*/index.txt* \
+    "$out"/ca/*/crlnumber* "$out/crl-bundle.pem"
+  tls="$(sha256_of "$dir/tls.crt")"
+  sign="$(sha256_of "$dir/sign.crt")"
+  check "old layout: rerun succeeds" run_pki --out "$out" --node 350212
+  check "old layout: only the sealing pair is made" \
+    output_has "made node 350212000000 (sealing ecdh-p256)"
+  check "old layout: tls.crt kept" hash_is "$dir/tls.crt" "$tls"
+  check "old layout: sign.crt kept" hash_is "$dir/sign.crt" "$sign"
+  check "old layout: CRL written" \
+    crl_is_current "$out/ca/$FUJIAN/crl.pem" "$out/ca/$FUJIAN/ca.crt" 0
+  check "old layout: node passes the CRL check" \
+    crl_accepts "$out" "$dir/seal.crt"
+  check_node "$out" 350212000000 ecdsa-p256 "Node 350212000000"
 }
 
 run_in_cwd() {  # DIR ARGS...
@@ -352,6 +808,22 @@ test_rejections() {
   check "unknown --sign-alg rejected" \
     rejects 2 "'rsa'" --out "$out" --node 35 --sign-alg rsa
   check "missing --out rejected" rejects 2 "--out" --node 35
+  check "--revoke of a missing node rejected" \
+    rejects 1 "cannot revoke node 350212000000" --out "$out" --revoke 350212
+  check "--rotate of a missing node rejected" \
+    rejects 1 "cannot rotate node 350212000000" --out "$out" --rotate 350212
+  check "--revoke-client of a missing client rejected" \
+    rejects 1 "cannot revoke operator 350212000000:alice" --out "$out" \
+    --revoke-client operator:350212:alice
+  check "--revoke with --force rejected" \
+    rejects 2 "--force cannot be combined" --out "$out" --revoke 35 --force
+  check "--rotate with --force rejected" \
+    rejects 2 "--force cannot be combined" --out "$out" --rotate 35 --force
+  check "bad --revoke-client role rejected" \
+    rejects 2 "'admin'" --out "$out" --revoke-client admin:35:alice
+  check "bad --revoke code rejected" rejects 2 "'351'" --out "$out" --revoke 351
+  check "bare --rotate without --node rejected" \
+    rejects 2 "--rotate without CODE" --out "$out" --rotate
   check "nothing rejected before writing" test ! -e "$out"
   check "--help exits 0 with usage" help_shows_usage
 }
@@ -360,6 +832,9 @@ test_main_layout
 test_rerun_keeps_ca
 test_sign_alg ed25519
 test_sign_alg sm2
+test_revocation
+test_rotation
+test_old_layout
 test_relative_out_from_other_cwd
 test_rejections
 

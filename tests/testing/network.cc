@@ -196,6 +196,12 @@ std::string TestNetwork::Code(const std::string& short_code) const {
   return code.ok() ? *code : short_code;
 }
 
+std::vector<std::string> TestNetwork::Codes() const {
+  std::vector<std::string> codes;
+  for (const auto& [code, member] : members_) codes.push_back(code);
+  return codes;
+}
+
 std::string TestNetwork::ConfigPath(const std::string& code) const {
   return Cat(root(), "/configs/", Code(code), ".yaml");
 }

@@ -84,6 +84,8 @@ class TestNetwork {
   int Stop(const std::string& code);
 
   std::string Code(const std::string& short_code) const;
+  // Every node's code.
+  std::vector<std::string> Codes() const;
   std::string ConfigPath(const std::string& code) const;
   std::string ClientConfigPath(const std::string& code) const;
   std::string DataDir(const std::string& code) const;
