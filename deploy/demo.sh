@@ -2,7 +2,10 @@
 # Brings up a sample caselink network on loopback and shows it working:
 #   Tong'an county (350212) - Xiamen city (350200) - Fujian province (350000)
 #   - Sichuan province (510000), each a caselinkd with its own RocksDB, all
-#   linked by mutual TLS with a freshly made development PKI.
+#   linked by mutual TLS with a freshly made development PKI. Each province
+#   node publishes a signed directory of its nodes. Then Tong'an sends a
+#   referral to Sichuan, sealed so that the relays cannot read it, and shows
+#   the route it took and the signed receipt that came back.
 #
 # Usage: deploy/demo.sh [up|stop]     (default: up)
 # Environment: CASELINK_DEMO_PORT (first port, default 7401),
@@ -19,6 +22,12 @@ names=("Tong'an County Justice Bureau" "Xiamen City Justice Bureau"
        "Fujian Provincial Department of Justice"
        "Sichuan Provincial Department of Justice")
 # Links along the administrative tree, and Fujian with its partner Sichuan.
+declare -A parents=(
+  [350212000000]="350200000000"
+  [350200000000]="350000000000"
+  [350000000000]=""
+  [510000000000]=""
+)
 declare -A links=(
   [350212000000]="350200000000"
   [350200000000]="350212000000 350000000000"
@@ -64,7 +73,27 @@ for i in "${!codes[@]}"; do
 done
 "$top/certs/make-dev-pki.sh" --out "$run/pki" "${pki_args[@]}" >/dev/null
 
-# 3. One config, data directory and operator client config per node.
+# 3. Each province's directory: its nodes, where they listen, how they
+#    link, and their signing and sealing certificates.
+for province in 350000000000 510000000000; do
+  {
+    echo "nodes:"
+    for i in "${!codes[@]}"; do
+      code=${codes[$i]}
+      [ "${code:0:2}" = "${province:0:2}" ] || continue
+      echo "  - code: \"$code\""
+      echo "    name: \"${names[$i]}\""
+      echo "    address: \"127.0.0.1:$(port_of "$code")\""
+      [ -n "${parents[$code]}" ] && echo "    parent: \"${parents[$code]}\""
+      if [ "$code" = 350000000000 ]; then echo "    links: [\"510000000000\"]"; fi
+      if [ "$code" = 510000000000 ]; then echo "    links: [\"350000000000\"]"; fi
+      echo "    signing_certificates: [\"$run/pki/nodes/$code/sign.crt\"]"
+      echo "    sealing_certificate: \"$run/pki/nodes/$code/seal.crt\""
+    done
+  } >"$run/$province-directory.yaml"
+done
+
+# 4. One config, data directory and operator client config per node.
 for i in "${!codes[@]}"; do
   code=${codes[$i]}
   node=$run/pki/nodes/$code
@@ -81,6 +110,14 @@ for i in "${!codes[@]}"; do
     echo "signing:"
     echo "  cert: \"$node/sign.crt\""
     echo "  key: \"$node/sign.key\""
+    echo "sealing:"
+    echo "  cert: \"$node/seal.crt\""
+    echo "  key: \"$node/seal.key\""
+    echo "directory:"
+    echo "  refresh_seconds: 1"
+    if [ "${code:2}" = 0000000000 ]; then
+      echo "  publish: \"$run/$code-directory.yaml\""
+    fi
     echo "peers:"
     for peer in ${links[$code]}; do
       echo "  - code: \"$peer\""
@@ -99,13 +136,14 @@ for i in "${!codes[@]}"; do
   } >"$run/$code-operator.yaml"
 done
 
-# 4. Start the nodes.
+# 5. Start the nodes.
 for code in "${codes[@]}"; do
   "$bin/server/caselinkd" --config "$run/$code.yaml" >"$run/$code.log" 2>&1 &
   echo $! >"$run/$code.pid"
 done
 
-# 5. Wait until every link is up, then show each node's view.
+# 6. Wait until every link is up and every node holds both directories,
+#    then show each node's view.
 all_connected() {
   local code
   for code in "${codes[@]}"; do
@@ -113,8 +151,10 @@ all_connected() {
         2>/dev/null | grep -Eq "  (connecting|unreachable) "; then
       return 1
     fi
-    "$bin/client/caselink" --config "$run/$code-operator.yaml" status \
-      >/dev/null 2>&1 || return 1
+    "$bin/client/caselink" --config "$run/$code-operator.yaml" --json status \
+      2>/dev/null | grep -q '"510000000000":"1"' || return 1
+    "$bin/client/caselink" --config "$run/$code-operator.yaml" --json status \
+      2>/dev/null | grep -q '"350000000000":"1"' || return 1
   done
 }
 for _ in $(seq 100); do
@@ -128,9 +168,30 @@ for code in "${codes[@]}"; do
   echo
 done
 if all_connected; then
-  echo "All four nodes are up and every link is connected."
+  echo "All four nodes are up, every link is connected and every node holds"
+  echo "the signed directories of Fujian and Sichuan."
 else
   echo "Some links are not connected; see the logs in $run/*.log" >&2
   exit 1
 fi
+echo
+
+# 7. The main job: a referral from Tong'an to Sichuan, through Xiamen and
+#    Fujian, sealed to Sichuan, and its signed receipt back.
+cli() { "$bin/client/caselink" --config "$run/$1-operator.yaml" "${@:2}"; }
+payload='{"case_type":"unpaid_wages","applicants":[{"name":"(sample)","id_number":"(sample)"}],"employer":"(sample)","amount_claimed":"38000"}'
+echo "\$ caselink send --to 510000 --kind referral --case TA-2026-0001 --green --payload '...'"
+id=$(cli 350212000000 send --to 510000 --kind referral --case TA-2026-0001 \
+  --green --payload "$payload")
+echo "$id"
+echo
+echo "\$ caselink sent --wait $id"
+cli 350212000000 sent --wait "$id" --timeout 30
+echo
+echo "\$ caselink sent $id"
+cli 350212000000 sent "$id"
+echo
+echo "\$ caselink inbox    # at Sichuan"
+cli 510000000000 inbox
+echo
 echo "Logs: $run/<code>.log.  Stop the network with: deploy/demo.sh stop"
