@@ -26,8 +26,18 @@ absl::StatusOr<Identity> IdentifyCaller(
   return identity;
 }
 
+std::string CallerCertificatePem(const grpc::ServerContextBase& context) {
+  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
+  if (auth == nullptr) return "";
+  for (const auto& value : auth->FindPropertyValues("x509_pem_cert")) {
+    return std::string(value.data(), value.size());
+  }
+  return "";
+}
+
 absl::StatusOr<Identity> RequireCaller(const grpc::ServerContextBase& context,
-                                       Role role, std::string_view code) {
+                                       Role role, std::string_view code,
+                                       const Revocations* revocations) {
   CASELINK_ASSIGN_OR_RETURN(Identity caller, IdentifyCaller(context));
   if (caller.role != role) {
     return absl::PermissionDeniedError(Cat(
@@ -38,6 +48,12 @@ absl::StatusOr<Identity> RequireCaller(const grpc::ServerContextBase& context,
     return absl::PermissionDeniedError(Cat("the caller's ", RoleName(role),
                                            " certificate belongs to ",
                                            caller.code, ", not to ", code));
+  }
+  if (revocations != nullptr &&
+      revocations->IsRevokedPem(CallerCertificatePem(context))) {
+    return absl::PermissionDeniedError(Cat("the certificate of ",
+                                           RoleName(caller.role), " ",
+                                           caller.code, " is revoked"));
   }
   return caller;
 }

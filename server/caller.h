@@ -6,6 +6,7 @@
 #include "absl/status/statusor.h"
 #include "core/identity.h"
 #include "grpcpp/grpcpp.h"
+#include "server/revocations.h"
 
 namespace caselink::server {
 
@@ -16,8 +17,13 @@ namespace caselink::server {
 
 // The caller's identity, required to have `role` and, unless `code` is
 // empty, to belong to `code`. PermissionDenied otherwise, saying why.
+// With `revocations`, a caller whose certificate is revoked is refused too.
 [[nodiscard]] absl::StatusOr<Identity> RequireCaller(
-    const grpc::ServerContextBase& context, Role role, std::string_view code);
+    const grpc::ServerContextBase& context, Role role, std::string_view code,
+    const Revocations* revocations = nullptr);
+
+// The PEM certificate the caller presented.
+std::string CallerCertificatePem(const grpc::ServerContextBase& context);
 
 }  // namespace caselink::server
 

@@ -93,10 +93,13 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
 
   CASELINK_ASSIGN_OR_RETURN(auto tls, top.Section("tls"));
   if (!tls) return top.Error("tls", "missing");
-  CASELINK_RETURN_IF_ERROR(tls->AllowOnly({"cert", "key", "ca_bundle"}));
+  CASELINK_RETURN_IF_ERROR(
+      tls->AllowOnly({"cert", "key", "ca_bundle", "crl_bundle"}));
   CASELINK_ASSIGN_OR_RETURN(config.tls_cert, tls->RequiredPath("cert"));
   CASELINK_ASSIGN_OR_RETURN(config.tls_key, tls->RequiredPath("key"));
   CASELINK_ASSIGN_OR_RETURN(config.ca_bundle, tls->RequiredPath("ca_bundle"));
+  CASELINK_ASSIGN_OR_RETURN(auto crl_bundle, tls->OptionalPath("crl_bundle"));
+  config.crl_bundle = crl_bundle.value_or("");
 
   config.signing_cert = config.tls_cert;
   config.signing_key = config.tls_key;

@@ -9,6 +9,7 @@
 //     cert: "tls-chain.pem"
 //     key: "tls.key"
 //     ca_bundle: "ca-bundle.pem"     # every province CA this node trusts
+//     crl_bundle: "crl-bundle.pem"   # optional; their revocation lists
 //   signing:                         # optional; the TLS key if left out
 //     cert: "sign.crt"
 //     key: "sign.key"
@@ -67,6 +68,8 @@ struct NodeConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string ca_bundle;
+  // PEM CRLs of the CAs; empty if none. Reloaded when it changes.
+  std::string crl_bundle;
   std::string signing_cert;
   std::string signing_key;
   std::string sealing_cert;  // Empty if none.

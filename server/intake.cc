@@ -114,6 +114,10 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
                                              ": ",
                                              View(signer.status().message())));
   }
+  if (revocations_->IsRevoked(signer->certificate)) {
+    return absl::UnauthenticatedError(
+        Cat("the signing certificate of ", signer->code, " is revoked"));
+  }
   if (signer->code != body->sender()) {
     return absl::UnauthenticatedError(Cat("signed with a key of ", signer->code,
                                           ", not of the sender ",

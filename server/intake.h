@@ -22,6 +22,7 @@
 #include "server/config.h"
 #include "server/counters.h"
 #include "server/key_ring.h"
+#include "server/revocations.h"
 
 namespace caselink::server {
 
@@ -30,10 +31,11 @@ class Intake {
  public:
   // Does not take ownership; all must outlive the intake.
   Intake(std::string self, const DeliveryConfig& delivery, const KeyRing* keys,
-         Counters* counters, Logger* log)
+         const Revocations* revocations, Counters* counters, Logger* log)
       : self_(std::move(self)),
         delivery_(delivery),
         keys_(keys),
+        revocations_(revocations),
         counters_(counters),
         log_(log) {}
 
@@ -49,6 +51,7 @@ class Intake {
   const std::string self_;
   const DeliveryConfig delivery_;
   const KeyRing* const keys_;
+  const Revocations* const revocations_;
   Counters* const counters_;
   Logger* const log_;
   SignatureChecker checker_;

@@ -37,7 +37,7 @@ absl::Status KeyRing::Load() {
         }
         absl::MutexLock lock(&mu_);
         signers_.insert_or_assign(key->KeyId(),
-                                  KnownSigner{record.code(), *key});
+                                  KnownSigner{record.code(), *key, *cert});
         return true;
       }));
   return parse_error;
@@ -74,7 +74,8 @@ absl::Status KeyRing::Learn(std::string_view code,
             record.SerializeAsString());
   CASELINK_RETURN_IF_ERROR(store_->Commit(batch));
   absl::MutexLock lock(&mu_);
-  signers_.insert_or_assign(key.KeyId(), KnownSigner{std::string(code), key});
+  signers_.insert_or_assign(key.KeyId(),
+                            KnownSigner{std::string(code), key, cert});
   return absl::OkStatus();
 }
 

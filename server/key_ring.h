@@ -20,6 +20,7 @@ namespace caselink::server {
 struct KnownSigner {
   std::string code;
   PublicKey key;
+  Certificate certificate;
 };
 
 // Thread-safe.

@@ -62,8 +62,14 @@ absl::Status Node::Open() {
   committer_ = std::make_unique<Committer>(options);
   CASELINK_RETURN_IF_ERROR(committer_->Start());
 
-  intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
-                                     keys_.get(), &counters_, log_);
+  CASELINK_ASSIGN_OR_RETURN(std::vector<Certificate> cas,
+                            Certificate::AllFromPem(tls_.roots_pem));
+  revocations_ =
+      std::make_unique<Revocations>(config_.crl_bundle, std::move(cas), log_);
+  CASELINK_RETURN_IF_ERROR(revocations_->Reload());
+  intake_ =
+      std::make_unique<Intake>(config_.code, config_.delivery, keys_.get(),
+                               revocations_.get(), &counters_, log_);
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
@@ -74,7 +80,7 @@ absl::Status Node::Open() {
   links_ = std::make_unique<LinkSet>(
       &tls_, &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
-                   directory_.get(), log_},
+                   directory_.get(), revocations_.get(), log_},
       router_.get(), log_);
   return absl::OkStatus();
 }
@@ -105,6 +111,7 @@ absl::Status Node::Serve() {
   peer_deps.links = links_.get();
   peer_deps.keys = keys_.get();
   peer_deps.directory = directory_.get();
+  peer_deps.revocations = revocations_.get();
   peer_deps.intake = intake_.get();
   peer_deps.committer = committer_.get();
   peer_deps.counters = &counters_;
@@ -112,7 +119,7 @@ absl::Status Node::Serve() {
   peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
   operator_service_ = std::make_unique<OperatorServiceImpl>(OperatorServiceDeps{
       identity_.get(), &config_.delivery, links_.get(), directory_.get(),
-      committer_.get(), store_.get(), &counters_, log_});
+      revocations_.get(), committer_.get(), store_.get(), &counters_, log_});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -156,6 +163,13 @@ void Node::OnQueued(const std::string& peer, const std::string& first_key,
 }
 
 void Node::RefreshDirectoryOnce() {
+  absl::Status reloaded = revocations_->Reload();
+  if (!reloaded.ok()) {
+    log_->Error("revocations_not_loaded",
+                {{"error", reloaded.ToString()},
+                 {"next", "keeping the lists in force"}});
+  }
+  for (PeerLink* link : links_->All()) link->CutIfRevoked();
   if (!config_.directory_publish.empty()) {
     auto published =
         directory_->Publish(config_.directory_publish, identity_->signing_key,

@@ -24,6 +24,7 @@
 #include "server/operator_service.h"
 #include "server/peer_link.h"
 #include "server/peer_service.h"
+#include "server/revocations.h"
 #include "server/router.h"
 #include "storage/store.h"
 
@@ -76,6 +77,7 @@ class Node final : public OutboxListener {
   std::unique_ptr<Router> router_;
   std::unique_ptr<KeyRing> keys_;
   std::unique_ptr<Committer> committer_;
+  std::unique_ptr<Revocations> revocations_;
   std::unique_ptr<Intake> intake_;
   std::unique_ptr<Directory> directory_;
   std::unique_ptr<LinkSet> links_;

@@ -57,7 +57,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::Serve(
     grpc::CallbackServerContext* context, std::string_view rpc,
     const std::function<absl::Status()>& handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code);
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code,
+                              deps_.revocations);
   if (!caller.ok()) {
     deps_.log->Warning("call_refused", {{"rpc", std::string(rpc)},
                                         {"peer", context->peer()},
@@ -103,7 +104,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     const v1::SubmitMessageRequest* request,
     v1::SubmitMessageResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code);
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code,
+                              deps_.revocations);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;

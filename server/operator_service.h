@@ -25,6 +25,7 @@ struct OperatorServiceDeps {
   const DeliveryConfig* delivery = nullptr;
   const LinkSet* links = nullptr;
   const Directory* directory = nullptr;
+  const Revocations* revocations = nullptr;
   Committer* committer = nullptr;
   storage::Store* store = nullptr;
   Counters* counters = nullptr;

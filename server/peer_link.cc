@@ -68,6 +68,17 @@ void PeerLink::OnQueued(const std::string& first_key, uint64_t count) {
   more_queued_ = true;
 }
 
+void PeerLink::CutIfRevoked() {
+  absl::MutexLock lock(&mu_);
+  if (active_ == nullptr ||
+      !deps_.revocations->IsRevokedPem(peer_certificate_)) {
+    return;
+  }
+  deps_.log->Warning("peer_link_cut",
+                     {{"peer", peer_.code}, {"reason", "certificate revoked"}});
+  active_->TryCancel();
+}
+
 PeerLinkSnapshot PeerLink::Snapshot() const {
   absl::MutexLock lock(&mu_);
   return PeerLinkSnapshot{peer_.code, name_,       peer_.address,
@@ -108,6 +119,19 @@ absl::Status PeerLink::Probe() {
   grpc::Status status =
       stub_->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  std::string certificate;
+  for (const auto& value :
+       context.auth_context()->FindPropertyValues("x509_pem_cert")) {
+    certificate.assign(value.data(), value.size());
+  }
+  if (deps_.revocations->IsRevokedPem(certificate)) {
+    return absl::PermissionDeniedError(
+        Cat("the TLS certificate of ", peer_.code, " is revoked"));
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    peer_certificate_ = certificate;
+  }
   if (info.code() != peer_.code) {
     return absl::PermissionDeniedError(
         Cat("peer at ", peer_.address, " answered as ", info.code()));

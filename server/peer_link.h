@@ -29,6 +29,7 @@
 #include "server/directory.h"
 #include "server/key_ring.h"
 #include "server/node_identity.h"
+#include "server/revocations.h"
 #include "storage/store.h"
 
 namespace caselink::server {
@@ -48,6 +49,7 @@ struct PeerLinkDeps {
   Committer* committer = nullptr;
   KeyRing* keys = nullptr;
   Directory* directory = nullptr;
+  const Revocations* revocations = nullptr;
   Logger* log = nullptr;
 };
 
@@ -72,6 +74,10 @@ class PeerLink {
   // Asks the peer for the signed directories newer than `known`.
   [[nodiscard]] absl::StatusOr<std::vector<v1::SignedDirectory>> FetchDirectory(
       const std::map<std::string, uint64_t>& known);
+
+  // Cuts the current stream if the peer's TLS certificate has been revoked
+  // since it was opened; the next probe then refuses to reconnect.
+  void CutIfRevoked();
 
   PeerLinkSnapshot Snapshot() const;
   // True while `message_id` is written to the stream and not acknowledged.
@@ -119,6 +125,8 @@ class PeerLink {
   bool acked_any_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   grpc::ClientContext* active_ ABSL_GUARDED_BY(mu_) = nullptr;
+  // The TLS certificate the peer presented at the last probe.
+  std::string peer_certificate_ ABSL_GUARDED_BY(mu_);
 
   std::atomic<uint64_t> queued_{0};
   std::thread thread_;

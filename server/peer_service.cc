@@ -20,8 +20,11 @@ using ExchangeReactorBase =
 // so the committer's callbacks never outlive it.
 class ExchangeReactor final : public ExchangeReactorBase {
  public:
-  ExchangeReactor(const PeerServiceDeps* deps, std::string tls_peer)
-      : deps_(deps), tls_peer_(std::move(tls_peer)) {
+  ExchangeReactor(const PeerServiceDeps* deps, std::string tls_peer,
+                  std::string tls_certificate)
+      : deps_(deps),
+        tls_peer_(std::move(tls_peer)),
+        tls_certificate_(std::move(tls_certificate)) {
     StartRead(&request_);
   }
 
@@ -44,6 +47,16 @@ class ExchangeReactor final : public ExchangeReactorBase {
         return;
       }
       hello_ = true;
+    } else if (deps_->revocations->IsRevokedPem(tls_certificate_)) {
+      // Revoked while the stream was open: cut it.
+      deps_->log->Warning("exchange_cut", {{"peer", tls_peer_},
+                                           {"reason", "certificate revoked"}});
+      absl::MutexLock lock(&mu_);
+      reads_done_ = true;
+      stream_status_ = grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                    "the certificate of this link is revoked");
+      MaybeFinish();
+      return;
     } else if (request_.has_envelope()) {
       TakeEnvelope();
     }
@@ -166,6 +179,7 @@ class ExchangeReactor final : public ExchangeReactorBase {
 
   const PeerServiceDeps* const deps_;
   const std::string tls_peer_;
+  const std::string tls_certificate_;
   bool hello_ = false;  // Touched by the read path only.
   v1::ExchangeRequest request_;
 
@@ -196,7 +210,7 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
     const v1::GetNodeInfoRequest* /*request*/,
     v1::GetNodeInfoResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kNode, "");
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
   if (!caller.ok()) {
     deps_.log->Warning("call_refused", {{"rpc", "GetNodeInfo"},
                                         {"peer", context->peer()},
@@ -217,7 +231,7 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetDirectory(
     const v1::GetDirectoryRequest* request,
     v1::GetDirectoryResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kNode, "");
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
@@ -233,7 +247,7 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetDirectory(
 
 ExchangeReactorBase* PeerServiceImpl::Exchange(
     grpc::CallbackServerContext* context) {
-  auto caller = RequireCaller(*context, Role::kNode, "");
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
   absl::Status refusal = caller.status();
   if (caller.ok() && !deps_.links->Contains(caller->code)) {
     refusal = absl::PermissionDeniedError(
@@ -245,7 +259,8 @@ ExchangeReactorBase* PeerServiceImpl::Exchange(
     deps_.counters->Add("refused_streams");
     return new RefusedExchange(ToGrpcStatus(refusal));
   }
-  return new ExchangeReactor(&deps_, caller->code);
+  return new ExchangeReactor(&deps_, caller->code,
+                             CallerCertificatePem(*context));
 }
 
 }  // namespace caselink::server

@@ -14,6 +14,7 @@
 #include "server/key_ring.h"
 #include "server/link_set.h"
 #include "server/node_identity.h"
+#include "server/revocations.h"
 
 namespace caselink::server {
 
@@ -23,6 +24,7 @@ struct PeerServiceDeps {
   const LinkSet* links = nullptr;
   KeyRing* keys = nullptr;
   Directory* directory = nullptr;
+  const Revocations* revocations = nullptr;
   Intake* intake = nullptr;
   Committer* committer = nullptr;
   Counters* counters = nullptr;

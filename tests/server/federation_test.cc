@@ -9,8 +9,11 @@
 #include <sstream>
 
 #include "caselink/v1/envelope.pb.h"
+#include "caselink/v1/peer.grpc.pb.h"
 #include "core/grpc_status.h"
+#include "core/identity.h"
 #include "core/strings.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/network.h"
 #include "tests/testing/operator.h"
@@ -262,6 +265,73 @@ TEST_F(FederationTest, NodeAddedByNewDirectoryVersionIsReachedWithoutRestarts) {
     EXPECT_EQ(log.find("event=node_started", first + 1), std::string::npos)
         << code;
   }
+}
+
+TEST_F(FederationTest, RevokedNodeIsRefusedAndItsLinksCut) {
+  auto jinjiang = Client(kJinjiang);
+  std::string before = SubmitReferral(*jinjiang, kTownship, "CASE-R-1");
+  ASSERT_TRUE(WaitDelivered(*jinjiang, 1));
+
+  ASSERT_TRUE(network_->Revoke(kTownship).ok());
+  // Tong'an, the township's parent, reloads the CRLs and cuts the link.
+  auto tongan = Client(kTongan);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto status = tongan->GetStatus();
+        if (!status.ok()) return false;
+        for (const auto& peer : status->peers()) {
+          if (peer.code() == kTownship) {
+            return peer.state() != v1::LINK_STATE_CONNECTED &&
+                   peer.last_error().find("revoked") != std::string::npos;
+          }
+        }
+        return false;
+      },
+      absl::Seconds(20)));
+
+  // The township's own certificate is refused on any call.
+  std::string dir = Cat(network_->PkiDir(), "/nodes/", kTownship, "/");
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = read(network_->PkiDir() + "/ca-bundle.pem");
+  options.pem_cert_chain = read(dir + "tls-chain.pem");
+  options.pem_private_key = read(dir + "tls.key");
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(NodeTlsName(kTongan));
+  auto stub = v1::PeerService::NewStub(
+      grpc::CreateCustomChannel(Cat("127.0.0.1:", network_->Port(kTongan)),
+                                grpc::SslCredentials(options), args));
+  grpc::ClientContext context;
+  v1::GetNodeInfoResponse info;
+  grpc::Status refused =
+      stub->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(refused.error_message().find("revoked"), std::string::npos)
+      << refused.error_message();
+
+  // What is sent to it now waits at Tong'an instead of reaching it.
+  std::string after = SubmitReferral(*jinjiang, kTownship, "CASE-R-2");
+  ASSERT_FALSE(after.empty());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto status = tongan->GetStatus();
+        if (!status.ok()) return false;
+        for (const auto& peer : status->peers()) {
+          if (peer.code() == kTownship) return peer.queued() == 1;
+        }
+        return false;
+      },
+      absl::Seconds(20)));
+  auto township = Client(kTownship);
+  auto inbox = AllInbox(*township);
+  ASSERT_TRUE(inbox.ok());
+  ASSERT_EQ(inbox->size(), 1u);
+  EXPECT_EQ((*inbox)[0].message_id(), before);
 }
 
 }  // namespace

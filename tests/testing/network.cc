@@ -106,6 +106,11 @@ absl::Status TestNetwork::AddNode(NodeSpec spec) {
   return WriteDirectories();
 }
 
+absl::Status TestNetwork::Revoke(const std::string& code) {
+  return MakeDevPki(PkiDir(),
+                    {"--sign-alg", options_.sign_alg, "--revoke", Code(code)});
+}
+
 absl::Status TestNetwork::WriteDirectories() {
   if (!options_.directories) return absl::OkStatus();
   std::map<std::string, std::ofstream> files;
@@ -158,6 +163,7 @@ absl::Status TestNetwork::WriteNodeConfig(const std::string& code) {
            << "tls:\n  cert: \"" << node_dir << "/tls-chain.pem\"\n"
            << "  key: \"" << node_dir << "/tls.key\"\n"
            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n"
+           << "  crl_bundle: \"" << pki << "/crl-bundle.pem\"\n"
            << "signing:\n  cert: \"" << node_dir << "/sign.crt\"\n"
            << "  key: \"" << node_dir << "/sign.key\"\n"
            << "sealing:\n  cert: \"" << node_dir << "/seal.crt\"\n"

@@ -76,6 +76,10 @@ class TestNetwork {
   // (with directories) its entry in its province's directory file, which
   // the province node publishes at its next refresh. Starts nothing.
   absl::Status AddNode(NodeSpec spec);
+  // Revokes the node's certificates at its province CA and rewrites the
+  // CRL bundle every node reloads.
+  absl::Status Revoke(const std::string& code);
+
   // Starts the node and waits until it accepts connections.
   absl::Status Start(const std::string& code);
   // kill -9.
