@@ -105,10 +105,12 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   config.signing_key = config.tls_key;
   CASELINK_ASSIGN_OR_RETURN(auto signing, top.Section("signing"));
   if (signing) {
-    CASELINK_RETURN_IF_ERROR(signing->AllowOnly({"cert", "key"}));
+    CASELINK_RETURN_IF_ERROR(signing->AllowOnly({"cert", "key", "previous"}));
     CASELINK_ASSIGN_OR_RETURN(config.signing_cert,
                               signing->RequiredPath("cert"));
     CASELINK_ASSIGN_OR_RETURN(config.signing_key, signing->RequiredPath("key"));
+    CASELINK_ASSIGN_OR_RETURN(config.previous_signing_certs,
+                              signing->PathList("previous"));
   }
 
   CASELINK_ASSIGN_OR_RETURN(auto sealing, top.Section("sealing"));

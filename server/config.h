@@ -13,6 +13,7 @@
 //   signing:                         # optional; the TLS key if left out
 //     cert: "sign.crt"
 //     key: "sign.key"
+//     previous: ["sign.prev-1A2B.crt"]   # after a key rotation
 //   sealing:                         # optional; without it this node
 //     cert: "seal.crt"               # cannot take sealed payloads
 //     key: "seal.key"
@@ -72,6 +73,9 @@ struct NodeConfig {
   std::string crl_bundle;
   std::string signing_cert;
   std::string signing_key;
+  // Signing certificates this node used before, so that peers can still
+  // check what their keys signed.
+  std::vector<std::string> previous_signing_certs;
   std::string sealing_cert;  // Empty if none.
   std::string sealing_key;
   // A province node's list of its nodes, which it signs and publishes as

@@ -69,9 +69,26 @@ absl::StatusOr<NodeIdentity> LoadNodeIdentity(const NodeConfig& config) {
                             TrustStore::LoadPemFile(config.ca_bundle));
   CASELINK_RETURN_IF_ERROR(CheckOwnCertificate(
       cert, config.signing_cert, "signing certificate", config.code, trust));
-  NodeIdentity node{config.code, config.name,  std::move(key),
-                    cert,        cert.ToPem(), std::nullopt,
-                    ""};
+  NodeIdentity node{config.code,  config.name, std::move(key), cert,
+                    cert.ToPem(), {},          std::nullopt,   ""};
+  for (const std::string& path : config.previous_signing_certs) {
+    CASELINK_ASSIGN_OR_RETURN(Certificate previous,
+                              Certificate::LoadPemFile(path));
+    // An old certificate may have expired; it must still be this node's
+    // and have been issued by a trusted CA.
+    auto identity = IdentityFromUris(previous.uri_sans());
+    if (!identity.ok() || identity->code != config.code) {
+      return absl::InvalidArgumentError(Cat("previous signing certificate ",
+                                            path, ": does not name node ",
+                                            config.code));
+    }
+    absl::Status chain = trust.VerifyChain(previous, previous.not_before());
+    if (!chain.ok()) {
+      return absl::InvalidArgumentError(
+          Cat("previous signing certificate ", path, ": ", chain.message()));
+    }
+    node.previous_signing_pems.push_back(previous.ToPem());
+  }
   if (!config.sealing_key.empty()) {
     CASELINK_RETURN_IF_ERROR(LoadSealing(config, trust, &node));
   }

@@ -21,6 +21,8 @@ struct NodeIdentity {
   Certificate signing_cert;
   // PEM of the signing certificate, as sent to peers.
   std::string signing_cert_pem;
+  // PEM of the signing certificates used before, most recent first.
+  std::vector<std::string> previous_signing_pems;
   // The key sealed payloads for this node open with, if it has one.
   std::optional<SealingPrivateKey> sealing_key;
   std::string sealing_cert_pem;

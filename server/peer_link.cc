@@ -215,6 +215,9 @@ bool PeerLink::Session(grpc::ClientContext* context) {
   v1::ExchangeRequest hello;
   hello.mutable_hello()->set_code(deps_.self->code);
   hello.mutable_hello()->add_signing_certificates(deps_.self->signing_cert_pem);
+  for (const std::string& pem : deps_.self->previous_signing_pems) {
+    hello.mutable_hello()->add_signing_certificates(pem);
+  }
   hello.mutable_hello()->set_sealing_certificate(deps_.self->sealing_cert_pem);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");

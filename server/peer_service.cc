@@ -221,6 +221,9 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
   response->set_code(deps_.self->code);
   response->set_name(deps_.self->name);
   response->add_signing_certificates(deps_.self->signing_cert_pem);
+  for (const std::string& pem : deps_.self->previous_signing_pems) {
+    response->add_signing_certificates(pem);
+  }
   response->set_sealing_certificate(deps_.self->sealing_cert_pem);
   reactor->Finish(grpc::Status::OK);
   return reactor;

@@ -10,6 +10,8 @@
 
 #include "caselink/v1/envelope.pb.h"
 #include "caselink/v1/peer.grpc.pb.h"
+#include "core/crypto.h"
+#include "core/envelope.h"
 #include "core/grpc_status.h"
 #include "core/identity.h"
 #include "core/strings.h"
@@ -332,6 +334,58 @@ TEST_F(FederationTest, RevokedNodeIsRefusedAndItsLinksCut) {
   ASSERT_TRUE(inbox.ok());
   ASSERT_EQ(inbox->size(), 1u);
   EXPECT_EQ((*inbox)[0].message_id(), before);
+}
+
+TEST_F(FederationTest, RotatedKeyKeepsOldReceiptsValid) {
+  auto township = Client(kTownship);
+  std::string first = SubmitReferral(*township, kJinjiang, "CASE-K-1");
+  ASSERT_TRUE(WaitDelivered(*township, 1));
+  auto old_receipt = township->GetSent(first);
+  ASSERT_TRUE(old_receipt.ok());
+  const std::string old_key_id =
+      old_receipt->message().receipt().signature().key_id();
+
+  // Jinjiang rolls to new keys; its old signing certificate stays listed.
+  ASSERT_TRUE(network_->Rotate(kJinjiang).ok());
+  ASSERT_EQ(network_->Stop(kJinjiang), 0);
+  ASSERT_TRUE(network_->Start(kJinjiang).ok());
+  ASSERT_TRUE(WaitForDirectories({{kFujian, 1}, {kSichuan, 2}}));
+
+  std::string second = SubmitReferral(*township, kJinjiang, "CASE-K-2");
+  ASSERT_TRUE(WaitDelivered(*township, 2));
+  auto new_receipt = township->GetSent(second);
+  ASSERT_TRUE(new_receipt.ok());
+  EXPECT_NE(new_receipt->message().receipt().signature().key_id(), old_key_id);
+
+  // The receipt the old key signed still checks out against the old
+  // certificate, and the sender still holds it as delivered.
+  std::string previous;
+  for (const auto& entry : std::filesystem::directory_iterator(
+           Cat(network_->PkiDir(), "/nodes/", kJinjiang))) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("sign.prev-") && name.ends_with(".crt")) {
+      previous = entry.path().string();
+    }
+  }
+  ASSERT_FALSE(previous.empty());
+  auto certificate = Certificate::LoadPemFile(previous);
+  ASSERT_TRUE(certificate.ok());
+  auto key = certificate->public_key();
+  ASSERT_TRUE(key.ok());
+  EXPECT_EQ(key->KeyId(), old_key_id);
+  SignatureChecker checker;
+  EXPECT_TRUE(checker.Verify(old_receipt->message().receipt(), *key).ok());
+  auto again = township->GetSent(first);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->message().state(), v1::DELIVERY_STATE_DELIVERED);
+
+  // The new key cannot pass for the old one.
+  auto new_certificate = Certificate::LoadPemFile(
+      Cat(network_->PkiDir(), "/nodes/", kJinjiang, "/sign.crt"));
+  ASSERT_TRUE(new_certificate.ok());
+  auto new_key = new_certificate->public_key();
+  ASSERT_TRUE(new_key.ok());
+  EXPECT_FALSE(checker.Verify(old_receipt->message().receipt(), *new_key).ok());
 }
 
 }  // namespace

@@ -111,14 +111,31 @@ absl::Status TestNetwork::Revoke(const std::string& code) {
                     {"--sign-alg", options_.sign_alg, "--revoke", Code(code)});
 }
 
+absl::Status TestNetwork::Rotate(const std::string& code) {
+  CASELINK_RETURN_IF_ERROR(MakeDevPki(
+      PkiDir(), {"--sign-alg", options_.sign_alg, "--rotate", Code(code)}));
+  Member& member = members_.at(Code(code));
+  member.previous_signing.clear();
+  for (const auto& entry : std::filesystem::directory_iterator(
+           Cat(PkiDir(), "/nodes/", Code(code)))) {
+    std::string name = entry.path().filename().string();
+    if (name.starts_with("sign.prev-") && name.ends_with(".crt")) {
+      member.previous_signing.push_back(entry.path().string());
+    }
+  }
+  CASELINK_RETURN_IF_ERROR(WriteNodeConfig(Code(code)));
+  return WriteDirectories();
+}
+
 absl::Status TestNetwork::WriteDirectories() {
   if (!options_.directories) return absl::OkStatus();
   std::map<std::string, std::ofstream> files;
   for (const auto& [code, member] : members_) {
     std::string province = ProvinceOf(code);
     if (members_.count(province) == 0) continue;
+    // Written aside and renamed, so the province node never reads half.
     auto [it, added] = files.try_emplace(
-        province, Cat(root(), "/configs/", province, "-directory.yaml"));
+        province, Cat(root(), "/configs/", province, "-directory.yaml.new"));
     std::ofstream& out = it->second;
     if (added) out << "nodes:\n";
     std::string dir = Cat(PkiDir(), "/nodes/", code);
@@ -133,11 +150,17 @@ absl::Status TestNetwork::WriteDirectories() {
         out << "      - \"" << link << "\"\n";
       }
     }
-    out << "    signing_certificates:\n      - \"" << dir << "/sign.crt\"\n"
-        << "    sealing_certificate: \"" << dir << "/seal.crt\"\n";
+    out << "    signing_certificates:\n      - \"" << dir << "/sign.crt\"\n";
+    for (const std::string& previous : member.previous_signing) {
+      out << "      - \"" << previous << "\"\n";
+    }
+    out << "    sealing_certificate: \"" << dir << "/seal.crt\"\n";
   }
   for (auto& [province, out] : files) {
+    out.close();
     if (!out) return absl::InternalError("cannot write a directory file");
+    std::string path = Cat(root(), "/configs/", province, "-directory.yaml");
+    std::filesystem::rename(path + ".new", path);
   }
   return absl::OkStatus();
 }
@@ -165,8 +188,14 @@ absl::Status TestNetwork::WriteNodeConfig(const std::string& code) {
            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n"
            << "  crl_bundle: \"" << pki << "/crl-bundle.pem\"\n"
            << "signing:\n  cert: \"" << node_dir << "/sign.crt\"\n"
-           << "  key: \"" << node_dir << "/sign.key\"\n"
-           << "sealing:\n  cert: \"" << node_dir << "/seal.crt\"\n"
+           << "  key: \"" << node_dir << "/sign.key\"\n";
+    if (!member.previous_signing.empty()) {
+      config << "  previous:\n";
+      for (const std::string& previous : member.previous_signing) {
+        config << "    - \"" << previous << "\"\n";
+      }
+    }
+    config << "sealing:\n  cert: \"" << node_dir << "/seal.crt\"\n"
            << "  key: \"" << node_dir << "/seal.key\"\n";
     if (options_.directories) {
       config << "directory:\n  refresh_seconds: 1\n";

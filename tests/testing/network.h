@@ -80,6 +80,11 @@ class TestNetwork {
   // CRL bundle every node reloads.
   absl::Status Revoke(const std::string& code);
 
+  // Gives the node new keys and certificates, keeping its previous signing
+  // certificate, and rewrites its config and directory entry to match.
+  // The node must be restarted to use them.
+  absl::Status Rotate(const std::string& code);
+
   // Starts the node and waits until it accepts connections.
   absl::Status Start(const std::string& code);
   // kill -9.
@@ -117,6 +122,8 @@ class TestNetwork {
     NodeSpec spec{"", ""};
     int port = 0;
     std::unique_ptr<ChildProcess> process;
+    // Signing certificates the node used before a rotation.
+    std::vector<std::string> previous_signing;
   };
 
   TempDir root_;
