@@ -22,14 +22,19 @@ absl::Status Revocations::Reload() {
   auto list = RevocationList::LoadPemFile(path_, cas_);
   if (!list.ok()) return list.status();
   size_t revoked = list->size();
+  bool first = false;
   {
     absl::MutexLock lock(&mu_);
+    first = stamp_.empty();
     list_ = std::move(*list);
     stamp_ = std::move(stamp);
     verdicts_.clear();
   }
-  log_->Info("revocations_loaded",
-             {{"file", path_}, {"revoked", Cat(revoked)}});
+  // The first load is part of start-up, which reports itself.
+  if (!first) {
+    log_->Info("revocations_reloaded",
+               {{"file", path_}, {"revoked", Cat(revoked)}});
+  }
   return absl::OkStatus();
 }
 

@@ -99,6 +99,15 @@ TEST_F(StartupTest, UnreadableCertificateStopsStartup) {
   ExpectOneLineNaming(result, garbage);
 }
 
+TEST_F(StartupTest, UnusableCrlBundleStopsStartup) {
+  std::string garbage = network_->root() + "/garbage-crl.pem";
+  std::ofstream(garbage) << "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n"
+                            "-----END X509 CRL-----\n";
+  CommandResult result =
+      RunWith(Replace(network_->PkiDir() + "/crl-bundle.pem", garbage));
+  ExpectOneLineNaming(result, garbage);
+}
+
 TEST_F(StartupTest, KeyReadableByOthersStopsStartup) {
   std::string loose = network_->root() + "/loose.key";
   std::filesystem::copy_file(NodeFile("tls.key"), loose);
