@@ -19,6 +19,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -482,7 +483,8 @@ absl::StatusOr<SecretBytes> Sm2SuiteKeys(const SecretBytes& secret,
                                          std::string_view wrapped_key,
                                          std::string_view recipient_spki) {
   return DeriveKeys("SM3", secret, wrapped_key, recipient_spki,
-                    v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3, kSm4KeySize + kMacKeySize);
+                    v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3,
+                    kSm4KeySize + kMacKeySize);
 }
 
 // SM2 public-key encryption (GB/T 32918.4, SM3) of `secret`.
@@ -649,7 +651,8 @@ absl::Status CheckSealedTo(const v1::SealedPayload& sealed,
   if (algorithm == v1::SEAL_ALGORITHM_UNSPECIFIED) {
     return absl::InvalidArgumentError("seal algorithm is unspecified");
   }
-  if (!IsEcdh(algorithm) && algorithm != v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3) {
+  if (!IsEcdh(algorithm) &&
+      algorithm != v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3) {
     return absl::InvalidArgumentError(
         Cat("unknown seal algorithm ", static_cast<int>(algorithm)));
   }
@@ -816,7 +819,8 @@ absl::StatusOr<SealingPrivateKey> SealingPrivateKey::LoadPemFile(
 
 absl::StatusOr<SealingPrivateKey> SealingPrivateKey::Generate(
     v1::SealAlgorithm algorithm) {
-  if (!IsEcdh(algorithm) && algorithm != v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3) {
+  if (!IsEcdh(algorithm) &&
+      algorithm != v1::SEAL_ALGORITHM_SM2_SM4CTR_HMACSM3) {
     return absl::InvalidArgumentError(
         Cat("cannot generate a sealing key for seal algorithm ",
             static_cast<int>(algorithm)));
@@ -847,6 +851,107 @@ absl::StatusOr<std::string> SealingPrivateKey::ToPem() const {
 
 // ---------------------------------------------------------------------------
 // Sealing and opening
+
+// What one key agreement with a recipient yields, reused by a session.
+struct SealingSession::State {
+  v1::SealAlgorithm algorithm;
+  std::string recipient_key_id;
+  // The ephemeral public key (ECDH) or the wrapped secret (SM2).
+  std::string ephemeral_spki;
+  std::string wrapped_key;
+  std::optional<SecretBytes> keys;
+};
+
+absl::StatusOr<SealingSession> SealingSession::Start(
+    const SealingPublicKey& recipient) {
+  if (recipient.pkey_ == nullptr) {
+    return absl::FailedPreconditionError("sealing public key was moved from");
+  }
+  auto state = std::make_shared<State>();
+  state->algorithm = recipient.algorithm();
+  state->recipient_key_id = recipient.KeyId();
+  if (IsEcdh(recipient.algorithm())) {
+    EvpPkeyPtr ephemeral = GenerateKey(recipient.algorithm());
+    if (ephemeral == nullptr) {
+      return OpenSslError(absl::StatusCode::kInternal,
+                          "generating ephemeral key");
+    }
+    CASELINK_ASSIGN_OR_RETURN(state->ephemeral_spki,
+                              SpkiDerOf(ephemeral.get()));
+    CASELINK_ASSIGN_OR_RETURN(
+        SecretBytes shared,
+        DeriveSharedSecret(ephemeral.get(), recipient.pkey_.get()));
+    CASELINK_ASSIGN_OR_RETURN(
+        SecretBytes key,
+        DeriveKeys("SHA256", shared, state->ephemeral_spki, recipient.SpkiDer(),
+                   recipient.algorithm(), kAesKeySize));
+    state->keys.emplace(std::move(key));
+  } else {
+    CASELINK_ASSIGN_OR_RETURN(SecretBytes secret, RandomSecret(kSm2SecretSize));
+    CASELINK_ASSIGN_OR_RETURN(state->wrapped_key,
+                              Sm2Encrypt(recipient.pkey_.get(), secret));
+    CASELINK_ASSIGN_OR_RETURN(
+        SecretBytes keys,
+        Sm2SuiteKeys(secret, state->wrapped_key, recipient.SpkiDer()));
+    state->keys.emplace(std::move(keys));
+  }
+  return SealingSession(std::move(state));
+}
+
+absl::StatusOr<v1::SealedPayload> SealingSession::Seal(
+    std::string_view plaintext, std::string_view associated_data) const {
+  if (plaintext.size() > kMaxSealPlaintextSize) {
+    return absl::InvalidArgumentError(
+        Cat("plaintext of ", plaintext.size(), " bytes is over the ",
+            kMaxSealPlaintextSize, "-byte limit for sealing"));
+  }
+  v1::SealedPayload sealed;
+  sealed.set_algorithm(state_->algorithm);
+  sealed.set_recipient_key_id(state_->recipient_key_id);
+  sealed.set_nonce(RandomBytes(kNonceSize));
+  if (IsEcdh(state_->algorithm)) {
+    CASELINK_ASSIGN_OR_RETURN(
+        *sealed.mutable_ciphertext(),
+        GcmSeal(*state_->keys, sealed.nonce(), associated_data, plaintext));
+    sealed.set_ephemeral_public_key(state_->ephemeral_spki);
+  } else {
+    CASELINK_ASSIGN_OR_RETURN(std::string body,
+                              Sm4Ctr(*state_->keys, sealed.nonce(), plaintext));
+    CASELINK_ASSIGN_OR_RETURN(
+        std::string tag,
+        Sm2SuiteTag(*state_->keys, associated_data, sealed.nonce(), body));
+    body += tag;
+    sealed.set_ciphertext(std::move(body));
+    sealed.set_wrapped_key(state_->wrapped_key);
+  }
+  return sealed;
+}
+
+absl::StatusOr<v1::SealedPayload> SealingCache::Seal(
+    const SealingPublicKey& recipient, std::string_view plaintext,
+    std::string_view associated_data) {
+  std::shared_ptr<const SealingSession> session;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = sessions_.find(recipient.KeyId());
+    const absl::Time now = absl::Now();
+    if (it != sessions_.end() && it->second.uses < max_uses_ &&
+        now - it->second.started < max_age_) {
+      ++it->second.uses;
+      session = it->second.session;
+    }
+  }
+  if (session == nullptr) {
+    CASELINK_ASSIGN_OR_RETURN(SealingSession fresh,
+                              SealingSession::Start(recipient));
+    session = std::make_shared<const SealingSession>(std::move(fresh));
+    absl::MutexLock lock(&mu_);
+    if (sessions_.size() > 4096) sessions_.clear();
+    sessions_.insert_or_assign(recipient.KeyId(),
+                               Entry{session, absl::Now(), 1});
+  }
+  return session->Seal(plaintext, associated_data);
+}
 
 absl::StatusOr<v1::SealedPayload> Seal(const SealingPublicKey& recipient,
                                        std::string_view plaintext,

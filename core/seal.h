@@ -52,8 +52,12 @@
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "caselink/v1/envelope.pb.h"
 #include "core/crypto.h"
 
@@ -103,6 +107,7 @@ class SealingPublicKey {
   friend absl::StatusOr<v1::SealedPayload> Seal(
       const SealingPublicKey& recipient, std::string_view plaintext,
       std::string_view associated_data);
+  friend class SealingSession;
 
   SealingPublicKey(std::shared_ptr<EVP_PKEY> pkey, v1::SealAlgorithm algorithm,
                    std::string spki_der, std::string key_id);
@@ -201,6 +206,51 @@ class SealingPrivateKey {
 [[nodiscard]] absl::StatusOr<std::string> Open(
     const SealingPrivateKey& key, const v1::SealedPayload& sealed,
     std::string_view associated_data);
+
+// One key agreement with a recipient, reused to seal many payloads: the
+// same ephemeral key (or SM2-wrapped secret) with a fresh random nonce for
+// each payload. The output is exactly what Seal makes, so Open needs
+// nothing new. A session gives up forward secrecy between the payloads it
+// seals, so its life must be bounded (SealingCache bounds it). Copies share
+// one state; Seal is thread-safe.
+class SealingSession {
+ public:
+  [[nodiscard]] static absl::StatusOr<SealingSession> Start(
+      const SealingPublicKey& recipient);
+
+  [[nodiscard]] absl::StatusOr<v1::SealedPayload> Seal(
+      std::string_view plaintext, std::string_view associated_data) const;
+
+ private:
+  struct State;
+  explicit SealingSession(std::shared_ptr<State> state)
+      : state_(std::move(state)) {}
+  std::shared_ptr<State> state_;
+};
+
+// Seals payloads with one session per recipient key, renewed after
+// `max_uses` payloads or `max_age`, whichever comes first. Thread-safe.
+class SealingCache {
+ public:
+  SealingCache(uint64_t max_uses = 100000,
+               absl::Duration max_age = absl::Minutes(10))
+      : max_uses_(max_uses), max_age_(max_age) {}
+
+  [[nodiscard]] absl::StatusOr<v1::SealedPayload> Seal(
+      const SealingPublicKey& recipient, std::string_view plaintext,
+      std::string_view associated_data);
+
+ private:
+  struct Entry {
+    std::shared_ptr<const SealingSession> session;
+    absl::Time started;
+    uint64_t uses = 0;
+  };
+  const uint64_t max_uses_;
+  const absl::Duration max_age_;
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, Entry> sessions_ ABSL_GUARDED_BY(mu_);
+};
 
 // The associated data for a payload sealed in a body: each field as an
 // 8-byte big-endian length followed by its bytes, in this order. The

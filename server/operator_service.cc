@@ -148,9 +148,9 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
   Submission submission;
   v1::Body& body = submission.body;
   body.set_message_id(NewMessageId());
-  auto sealed =
-      Seal(*sealing_key, request->payload(),
-           SealAssociatedData(body.message_id(), deps_.self->code, *recipient));
+  auto sealed = sealer_.Seal(
+      *sealing_key, request->payload(),
+      SealAssociatedData(body.message_id(), deps_.self->code, *recipient));
   if (!sealed.ok()) return refuse(sealed.status());
   *body.mutable_sealed_payload() = std::move(*sealed);
   body.set_recipient(*recipient);

@@ -9,6 +9,7 @@
 
 #include "caselink/v1/operator.grpc.pb.h"
 #include "core/log.h"
+#include "core/seal.h"
 #include "server/committer.h"
 #include "server/config.h"
 #include "server/counters.h"
@@ -77,6 +78,8 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
                                              bool with_envelope) const;
 
   const OperatorServiceDeps deps_;
+  // One key agreement per recipient per session, not per message.
+  SealingCache sealer_;
 };
 
 }  // namespace caselink::server

@@ -229,6 +229,35 @@ TEST_P(SealTest, RoundTripsPayloadsOfEverySize) {
   }
 }
 
+TEST_P(SealTest, SessionPayloadsOpenAndShareOneKeyAgreement) {
+  SealingPrivateKey key = NewKey();
+  SealingSession session = Unwrap(SealingSession::Start(key.public_key()));
+  SealedPayload first = Unwrap(session.Seal("first", BodyAssociatedData()));
+  SealedPayload second = Unwrap(session.Seal("second", BodyAssociatedData()));
+  EXPECT_EQ(Unwrap(Open(key, first, BodyAssociatedData())), "first");
+  EXPECT_EQ(Unwrap(Open(key, second, BodyAssociatedData())), "second");
+  // One key agreement, two nonces.
+  EXPECT_EQ(first.ephemeral_public_key(), second.ephemeral_public_key());
+  EXPECT_EQ(first.wrapped_key(), second.wrapped_key());
+  EXPECT_NE(first.nonce(), second.nonce());
+  EXPECT_EQ(Open(key, first, "other data").status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_P(SealTest, CacheRenewsItsSessionAfterMaxUses) {
+  SealingPrivateKey key = NewKey();
+  SealingCache cache(/*max_uses=*/2);
+  SealedPayload a = Unwrap(cache.Seal(key.public_key(), "a", "ad"));
+  SealedPayload b = Unwrap(cache.Seal(key.public_key(), "b", "ad"));
+  SealedPayload c = Unwrap(cache.Seal(key.public_key(), "c", "ad"));
+  const std::string& (SealedPayload::*agreement)() const =
+      Ecdh() ? &SealedPayload::ephemeral_public_key
+             : &SealedPayload::wrapped_key;
+  EXPECT_EQ((a.*agreement)(), (b.*agreement)());
+  EXPECT_NE((b.*agreement)(), (c.*agreement)());
+  EXPECT_EQ(Unwrap(Open(key, c, "ad")), "c");
+}
+
 TEST_P(SealTest, PayloadForAnotherKeyDoesNotOpen) {
   SealingPrivateKey intended = NewKey();
   SealingPrivateKey other = NewKey();
