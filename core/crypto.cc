@@ -951,6 +951,10 @@ absl::Status TrustStore::VerifyChain(
 // ---------------------------------------------------------------------------
 // Bytes
 
+absl::StatusOr<std::string> ReadPrivateKeyFile(const std::string& path) {
+  return ReadSmallFile(path, "key file", /*owner_only=*/true);
+}
+
 std::string RandomBytes(size_t n) {
   std::string out(n, '\0');
   size_t done = 0;

@@ -330,6 +330,12 @@ class TrustStore {
 // ---------------------------------------------------------------------------
 // Bytes
 
+// Reads a private key file whole, refusing one that group or others may
+// read or write, and one that is not a regular file; errors as
+// PrivateKey::LoadPemFile. The caller should clear the returned bytes.
+[[nodiscard]] absl::StatusOr<std::string> ReadPrivateKeyFile(
+    const std::string& path);
+
 // Returns `n` bytes from OpenSSL's CSPRNG. Aborts the process if the
 // generator fails, since no caller can proceed safely without randomness.
 // Thread-safe.

@@ -59,7 +59,6 @@ constexpr size_t kMacKeySize = 32;
 constexpr size_t kKeyIdSize = 32;
 
 // Key files are small; anything bigger is a mistake.
-constexpr off_t kMaxPemFileSize = 1 << 20;
 
 // EVP_CipherUpdate counts in int; larger inputs go through in pieces.
 constexpr size_t kCipherChunk = size_t{1} << 30;
@@ -228,78 +227,6 @@ EvpPkeyPtr GenerateKey(v1::SealAlgorithm algorithm) {
   }
 }
 
-// ---------------------------------------------------------------------------
-// Key files. This repeats the rules of PrivateKey::LoadPemFile, whose
-// helpers are private to crypto.cc; the two should move to one internal
-// header so that they cannot drift apart.
-
-std::string OctalMode(mode_t mode) {
-  std::string out = "0";
-  for (int shift = 6; shift >= 0; shift -= 3) {
-    out.push_back(static_cast<char>('0' + ((mode >> shift) & 7)));
-  }
-  return out;
-}
-
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-  ~FdCloser() { close(fd_); }
-
- private:
-  int fd_;
-};
-
-absl::Status CheckPrivateMode(const std::string& path, mode_t mode) {
-  if ((mode & 077) == 0) return absl::OkStatus();
-  const char* access =
-      (mode & 044) != 0 ? "readable by other users" : "writable by other users";
-  return absl::FailedPreconditionError(Cat("key file ", path, " is ", access,
-                                           " (mode ", OctalMode(mode & 07777),
-                                           "); chmod 600 it"));
-}
-
-// Reads a private key file whole. The mode is taken from the open
-// descriptor, so the check and the read see the same file.
-absl::StatusOr<std::string> ReadKeyFile(const std::string& path) {
-  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return absl::ErrnoToStatus(errno, Cat("cannot open key file ", path));
-  }
-  FdCloser closer(fd);
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    return absl::ErrnoToStatus(errno, Cat("cannot stat key file ", path));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        Cat("key file ", path, " is not a regular file"));
-  }
-  CASELINK_RETURN_IF_ERROR(CheckPrivateMode(path, st.st_mode));
-  if (st.st_size > kMaxPemFileSize) {
-    return absl::InvalidArgumentError(Cat("key file ", path, " is ", st.st_size,
-                                          " bytes; too large for PEM"));
-  }
-
-  // Sized once, so the key is never left behind in a reallocated buffer.
-  std::string contents(static_cast<size_t>(st.st_size), '\0');
-  size_t done = 0;
-  while (done < contents.size()) {
-    ssize_t n = read(fd, contents.data() + done, contents.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int error = errno;
-      OPENSSL_cleanse(contents.data(), contents.size());
-      return absl::ErrnoToStatus(error, Cat("cannot read key file ", path));
-    }
-    if (n == 0) break;
-    done += static_cast<size_t>(n);
-  }
-  contents.resize(done);
-  return contents;
-}
 
 // ---------------------------------------------------------------------------
 // Primitives. Each returns kInternal for an OpenSSL failure; callers that
@@ -807,7 +734,7 @@ absl::StatusOr<SealingPrivateKey> SealingPrivateKey::FromPem(
 
 absl::StatusOr<SealingPrivateKey> SealingPrivateKey::LoadPemFile(
     const std::string& path) {
-  CASELINK_ASSIGN_OR_RETURN(std::string pem, ReadKeyFile(path));
+  CASELINK_ASSIGN_OR_RETURN(std::string pem, ReadPrivateKeyFile(path));
   absl::StatusOr<SealingPrivateKey> key = FromPem(pem);
   OPENSSL_cleanse(pem.data(), pem.size());
   if (!key.ok()) {

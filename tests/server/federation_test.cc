@@ -292,22 +292,8 @@ TEST_F(FederationTest, RevokedNodeIsRefusedAndItsLinksCut) {
       absl::Seconds(20)));
 
   // The township's own certificate is refused on any call.
-  std::string dir = Cat(network_->PkiDir(), "/nodes/", kTownship, "/");
-  auto read = [](const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  };
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = read(network_->PkiDir() + "/ca-bundle.pem");
-  options.pem_cert_chain = read(dir + "tls-chain.pem");
-  options.pem_private_key = read(dir + "tls.key");
-  grpc::ChannelArguments args;
-  args.SetSslTargetNameOverride(NodeTlsName(kTongan));
-  auto stub = v1::PeerService::NewStub(
-      grpc::CreateCustomChannel(Cat("127.0.0.1:", network_->Port(kTongan)),
-                                grpc::SslCredentials(options), args));
+  auto stub =
+      v1::PeerService::NewStub(network_->ChannelAsNode(kTownship, kTongan));
   grpc::ClientContext context;
   v1::GetNodeInfoResponse info;
   grpc::Status refused =

@@ -59,16 +59,7 @@ class IntakeTest : public ::testing::Test {
     key_ = std::make_unique<PrivateKey>(std::move(*key));
     sign_cert_ = ReadFile(dir + "sign.crt");
 
-    grpc::SslCredentialsOptions options;
-    options.pem_root_certs = ReadFile(network_->PkiDir() + "/ca-bundle.pem");
-    options.pem_cert_chain = ReadFile(dir + "tls-chain.pem");
-    options.pem_private_key = ReadFile(dir + "tls.key");
-    grpc::ChannelArguments args;
-    args.SetSslTargetNameOverride(NodeTlsName(kTongan));
-    args.SetMaxSendMessageSize(16 << 20);
-    channel_ =
-        grpc::CreateCustomChannel(Cat("127.0.0.1:", network_->Port(kTongan)),
-                                  grpc::SslCredentials(options), args);
+    channel_ = network_->ChannelAsNode(kXiamen, kTongan);
     stub_ = v1::PeerService::NewStub(channel_);
     stream_ = stub_->Exchange(&context_);
     v1::ExchangeRequest hello;
@@ -277,16 +268,8 @@ TEST_F(IntakeTest, DuplicateIsAcknowledgedAndStoredOnce) {
 TEST_F(IntakeTest, NodeThatIsNotAPeerCannotOpenAStream) {
   // Sichuan holds a valid node certificate from a trusted CA, but is not
   // one of Tong'an's peers.
-  std::string dir = network_->PkiDir() + "/nodes/510000000000/";
-  grpc::SslCredentialsOptions options;
-  options.pem_root_certs = ReadFile(network_->PkiDir() + "/ca-bundle.pem");
-  options.pem_cert_chain = ReadFile(dir + "tls-chain.pem");
-  options.pem_private_key = ReadFile(dir + "tls.key");
-  grpc::ChannelArguments args;
-  args.SetSslTargetNameOverride(NodeTlsName(kTongan));
   auto stub = v1::PeerService::NewStub(
-      grpc::CreateCustomChannel(Cat("127.0.0.1:", network_->Port(kTongan)),
-                                grpc::SslCredentials(options), args));
+      network_->ChannelAsNode("510000000000", kTongan));
   grpc::ClientContext context;
   auto stream = stub->Exchange(&context);
   v1::ExchangeResponse response;

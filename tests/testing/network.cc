@@ -5,10 +5,12 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/time/clock.h"
 #include "client/client_config.h"
 #include "core/division_code.h"
+#include "core/identity.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 
@@ -294,6 +296,26 @@ void TestNetwork::Kill(const std::string& code) {
 
 int TestNetwork::Stop(const std::string& code) {
   return Process(code).Signal(SIGTERM);
+}
+
+std::shared_ptr<grpc::Channel> TestNetwork::ChannelAsNode(
+    const std::string& as_node, const std::string& to) const {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  };
+  std::string dir = Cat(PkiDir(), "/nodes/", Code(as_node), "/");
+  grpc::SslCredentialsOptions options;
+  options.pem_root_certs = read(PkiDir() + "/ca-bundle.pem");
+  options.pem_cert_chain = read(dir + "tls-chain.pem");
+  options.pem_private_key = read(dir + "tls.key");
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(NodeTlsName(Code(to)));
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(Cat("127.0.0.1:", Port(to)),
+                                   grpc::SslCredentials(options), args);
 }
 
 absl::StatusOr<std::unique_ptr<client::NodeClient>> TestNetwork::OperatorClient(

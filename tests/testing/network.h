@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "caselink/v1/operator.pb.h"
 #include "client/node_client.h"
+#include "grpcpp/grpcpp.h"
 #include "tests/testing/process.h"
 
 namespace caselink::testing {
@@ -103,6 +104,11 @@ class TestNetwork {
   int Port(const std::string& code) const;
   const std::string& root() const { return root_.path(); }
   ChildProcess& Process(const std::string& code);
+
+  // A raw channel to node `to` presenting the TLS identity of node
+  // `as_node`, for speaking the node-to-node protocol by hand.
+  std::shared_ptr<grpc::Channel> ChannelAsNode(const std::string& as_node,
+                                               const std::string& to) const;
 
   // A client with the node's operator certificate.
   absl::StatusOr<std::unique_ptr<client::NodeClient>> OperatorClient(
