@@ -344,6 +344,14 @@ std::shared_ptr<rocksdb::TableFactory> MakeTableFactory(
   table.cache_index_and_filter_blocks = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Partitioned indexes and filters: a lookup in a large table file reads
+  // one small partition instead of the file's whole filter (megabytes once
+  // a million messages are queued), which a bounded cache cannot hold.
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.metadata_block_size = 4096;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.pin_top_level_index_and_filter = true;
   return std::shared_ptr<rocksdb::TableFactory>(
       rocksdb::NewBlockBasedTableFactory(table));
 }
