@@ -18,8 +18,10 @@
 // with a reason when a phase fails or stalls. The last line of output is a
 // JSON summary for scripts.
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,10 +29,13 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
@@ -203,27 +208,56 @@ Percentiles Summarize(std::vector<double> values) {
   return out;
 }
 
-// Memory of one process from /proc, in KiB; -1 when it cannot be read.
-struct ProcessMemory {
+// Memory and CPU time of one process from /proc; -1 when unreadable.
+struct ProcessUsage {
   int64_t peak_kib = -1;     // VmHWM
   int64_t current_kib = -1;  // VmRSS
+  double cpu_seconds = -1;   // User and system time since it started.
 };
 
-ProcessMemory ReadProcessMemory(pid_t pid) {
-  ProcessMemory memory;
-  if (pid <= 0) return memory;
+// Reads utime and stime from /proc/<pid>/stat; the fields after the
+// command name, which is in parentheses and may hold spaces.
+double ReadCpuSeconds(pid_t pid) {
+  std::ifstream stat(Cat("/proc/", static_cast<int64_t>(pid), "/stat"));
+  std::string text((std::istreambuf_iterator<char>(stat)),
+                   std::istreambuf_iterator<char>());
+  size_t paren = text.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(text.substr(paren + 1));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::strtod(field.c_str(), nullptr);
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+ProcessUsage ReadProcessUsage(pid_t pid) {
+  ProcessUsage usage;
+  if (pid <= 0) return usage;
   std::ifstream status(Cat("/proc/", static_cast<int64_t>(pid), "/status"));
   std::string line;
   while (std::getline(status, line)) {
     int64_t* field = nullptr;
-    if (line.starts_with("VmHWM:")) field = &memory.peak_kib;
-    if (line.starts_with("VmRSS:")) field = &memory.current_kib;
+    if (line.starts_with("VmHWM:")) field = &usage.peak_kib;
+    if (line.starts_with("VmRSS:")) field = &usage.current_kib;
     if (field == nullptr) continue;
     size_t digits = line.find_first_of("0123456789");
     if (digits == std::string::npos) continue;
     std::from_chars(line.data() + digits, line.data() + line.size(), *field);
   }
-  return memory;
+  usage.cpu_seconds = ReadCpuSeconds(pid);
+  return usage;
+}
+
+// CPU time this benchmark process (the operator client) has used.
+double OwnCpuSeconds() {
+  struct rusage own;
+  if (getrusage(RUSAGE_SELF, &own) != 0) return -1;
+  auto seconds = [](const struct timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return seconds(own.ru_utime) + seconds(own.ru_stime);
 }
 
 double Mib(int64_t kib) { return static_cast<double>(kib) / 1024.0; }
@@ -580,9 +614,11 @@ void AddRunSettings(const BenchOptions& options, JsonSummary& json) {
   json.Add("sign_alg", options.sign_alg);
 }
 
-void PrintMemory(const char* who, const ProcessMemory& memory) {
-  std::printf("%s caselinkd: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB\n",
-              who, Mib(memory.peak_kib), Mib(memory.current_kib));
+void PrintUsage(const char* who, const ProcessUsage& usage) {
+  std::printf(
+      "%s caselinkd: peak RSS (VmHWM) %.1f MiB, RSS now %.1f MiB, CPU "
+      "%.1f s\n",
+      who, Mib(usage.peak_kib), Mib(usage.current_kib), usage.cpu_seconds);
 }
 
 absl::StatusOr<std::unique_ptr<TestNetwork>> StartNetwork(
@@ -630,6 +666,102 @@ void PrintSubmitFigures(const SubmitRun& run, int64_t count,
   json.Add("submit_p99_ms", reply.p99, 3);
 }
 
+// CPU time all processes on this machine have used since boot, from the
+// first line of /proc/stat (user, nice, system, irq and softirq).
+double MachineBusySeconds() {
+  std::ifstream stat("/proc/stat");
+  std::string label;
+  double ticks[7] = {};
+  stat >> label;
+  for (double& field : ticks) stat >> field;
+  if (!stat || label != "cpu") return -1;
+  double busy = ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6];
+  return busy / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Both nodes' memory and CPU time, the client's CPU time and the whole
+// machine's, at one moment.
+struct RunUsage {
+  ProcessUsage sender;
+  ProcessUsage receiver;
+  double client_cpu_seconds = -1;
+  double machine_busy_seconds = -1;
+  absl::Time taken;
+};
+
+RunUsage ReadRunUsage(TestNetwork& network) {
+  return RunUsage{ReadProcessUsage(network.Process(kTongan).pid()),
+                  ReadProcessUsage(network.Process(kXiamen).pid()),
+                  OwnCpuSeconds(), MachineBusySeconds(), absl::Now()};
+}
+
+// CPU seconds between two readings; a process that was not running at
+// the first reading counts from zero.
+double CpuBetween(double before, double after) {
+  return after - std::max(before, 0.0);
+}
+
+// Reports memory at `after` and the CPU time used between the readings,
+// per message and against what else ran on the machine meanwhile.
+void ReportUsage(const RunUsage& before, const RunUsage& after,
+                 int64_t messages, JsonSummary& json) {
+  PrintUsage("sender", after.sender);
+  PrintUsage("receiver", after.receiver);
+  const double sender =
+      CpuBetween(before.sender.cpu_seconds, after.sender.cpu_seconds);
+  const double receiver =
+      CpuBetween(before.receiver.cpu_seconds, after.receiver.cpu_seconds);
+  const double client =
+      CpuBetween(before.client_cpu_seconds, after.client_cpu_seconds);
+  const double n = static_cast<double>(messages);
+  std::printf(
+      "CPU per message: sender %.0f us, receiver %.0f us, client %.0f us\n",
+      sender * 1e6 / n, receiver * 1e6 / n, client * 1e6 / n);
+
+  const double wall = absl::ToDoubleSeconds(after.taken - before.taken);
+  const double busy =
+      CpuBetween(before.machine_busy_seconds, after.machine_busy_seconds);
+  const double ours = (sender + receiver + client) / wall;
+  const double other = std::max(busy / wall - ours, 0.0);
+  std::printf(
+      "cores busy: %.2f of %ld; nodes and client %.2f, other processes "
+      "%.2f\n",
+      busy / wall, sysconf(_SC_NPROCESSORS_ONLN), ours, other);
+  if (other > 0.1) {
+    std::printf(
+        "WARNING: other processes used %.2f cores meanwhile; the "
+        "figures of this run are disturbed\n",
+        other);
+  }
+  json.Add("sender_peak_rss_mib", Mib(after.sender.peak_kib), 1);
+  json.Add("receiver_peak_rss_mib", Mib(after.receiver.peak_kib), 1);
+  json.Add("sender_rss_mib", Mib(after.sender.current_kib), 1);
+  json.Add("receiver_rss_mib", Mib(after.receiver.current_kib), 1);
+  json.Add("sender_cpu_us_per_msg", sender * 1e6 / n, 1);
+  json.Add("receiver_cpu_us_per_msg", receiver * 1e6 / n, 1);
+  json.Add("client_cpu_us_per_msg", client * 1e6 / n, 1);
+  json.Add("other_load_cores", other, 2);
+}
+
+void ReportDeliveries(DeliveryFigures figures, const SubmitRun& run,
+                      int64_t messages, JsonSummary& json) {
+  double seconds =
+      absl::ToDoubleSeconds(figures.last_delivery - run.first_start);
+  double rate = static_cast<double>(messages) / seconds;
+  Percentiles latency = Summarize(std::move(figures.latency_ms));
+  std::printf(
+      "delivery: %lld receipts verified in %.2f s = %.0f msg/s\n"
+      "submit-to-receipt latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, "
+      "max %.2f ms\n",
+      static_cast<long long>(messages), seconds, rate, latency.p50, latency.p90,
+      latency.p99, latency.max);
+  json.Add("throughput_per_s", rate, 1);
+  json.Add("p50_ms", latency.p50, 3);
+  json.Add("p90_ms", latency.p90, 3);
+  json.Add("p99_ms", latency.p99, 3);
+  json.Add("max_ms", latency.max, 3);
+}
+
 // The default mode: submit, wait for every receipt, report latencies.
 absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
   CASELINK_ASSIGN_OR_RETURN(std::unique_ptr<client::NodeClient> sender,
@@ -638,41 +770,19 @@ absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
   AddRunSettings(options, json);
 
   AsyncSubmitter submitter(sender->stub(), options);
+  const RunUsage before = ReadRunUsage(network);
   CASELINK_ASSIGN_OR_RETURN(SubmitRun run, submitter.Run(options.messages));
   PrintSubmitFigures(run, options.messages, json);
 
   CASELINK_RETURN_IF_ERROR(
       WaitDelivered(*sender, static_cast<uint64_t>(options.messages), options)
           .status());
-  ProcessMemory sender_memory =
-      ReadProcessMemory(network.Process(kTongan).pid());
-  ProcessMemory receiver_memory =
-      ReadProcessMemory(network.Process(kXiamen).pid());
-
+  // Usage before reading the records back, which costs the sender too.
+  const RunUsage after = ReadRunUsage(network);
   CASELINK_ASSIGN_OR_RETURN(DeliveryFigures figures,
                             CollectDeliveries(*sender, run));
-  double seconds =
-      absl::ToDoubleSeconds(figures.last_delivery - run.first_start);
-  double rate = static_cast<double>(options.messages) / seconds;
-  Percentiles latency = Summarize(std::move(figures.latency_ms));
-  std::printf(
-      "delivery: %lld receipts verified in %.2f s = %.0f msg/s\n"
-      "submit-to-receipt latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, "
-      "max %.2f ms\n",
-      static_cast<long long>(options.messages), seconds, rate, latency.p50,
-      latency.p90, latency.p99, latency.max);
-  PrintMemory("sender", sender_memory);
-  PrintMemory("receiver", receiver_memory);
-
-  json.Add("throughput_per_s", rate, 1);
-  json.Add("p50_ms", latency.p50, 3);
-  json.Add("p90_ms", latency.p90, 3);
-  json.Add("p99_ms", latency.p99, 3);
-  json.Add("max_ms", latency.max, 3);
-  json.Add("sender_peak_rss_mib", Mib(sender_memory.peak_kib), 1);
-  json.Add("receiver_peak_rss_mib", Mib(receiver_memory.peak_kib), 1);
-  json.Add("sender_rss_mib", Mib(sender_memory.current_kib), 1);
-  json.Add("receiver_rss_mib", Mib(receiver_memory.current_kib), 1);
+  ReportDeliveries(std::move(figures), run, options.messages, json);
+  ReportUsage(before, after, options.messages, json);
   std::printf("%s\n", json.Text().c_str());
   return absl::OkStatus();
 }
@@ -699,27 +809,24 @@ absl::Status Drain(const BenchOptions& options, TestNetwork& network,
                    client::NodeClient& sender, JsonSummary& json) {
   std::printf("starting the receiver; draining\n");
   std::fflush(stdout);
-  const absl::Time start = absl::Now();
+  const RunUsage before = ReadRunUsage(network);
+  const absl::Time start = before.taken;
   CASELINK_RETURN_IF_ERROR(network.Start(kXiamen));
   CASELINK_ASSIGN_OR_RETURN(
       absl::Time done,
       WaitDelivered(sender, static_cast<uint64_t>(options.messages), options));
   double seconds = absl::ToDoubleSeconds(done - start);
   double rate = static_cast<double>(options.messages) / seconds;
-  ProcessMemory sender_memory =
-      ReadProcessMemory(network.Process(kTongan).pid());
-  ProcessMemory receiver_memory =
-      ReadProcessMemory(network.Process(kXiamen).pid());
+  const RunUsage after = ReadRunUsage(network);
   std::printf(
       "drain: %lld receipts verified %.2f s after the receiver was started "
-      "= %.0f msg/s (polled every 100 ms)\n",
+      "= %.0f msg/s (polled every 100 ms)\n"
+      "(peak RSS: the sender's over the whole run, the receiver's over the "
+      "drain; CPU: the drain only)\n",
       static_cast<long long>(options.messages), seconds, rate);
-  PrintMemory("sender (after drain)", sender_memory);
-  PrintMemory("receiver (drain only)", receiver_memory);
   json.Add("drain_s", seconds, 2);
   json.Add("drain_throughput_per_s", rate, 1);
-  json.Add("sender_peak_rss_mib", Mib(sender_memory.peak_kib), 1);
-  json.Add("receiver_peak_rss_mib", Mib(receiver_memory.peak_kib), 1);
+  ReportUsage(before, after, options.messages, json);
   return absl::OkStatus();
 }
 
@@ -743,11 +850,11 @@ absl::Status RunQueued(const BenchOptions& options, TestNetwork& network) {
   CASELINK_ASSIGN_OR_RETURN(
       uint64_t queued,
       WaitQueued(*sender, static_cast<uint64_t>(options.messages)));
-  ProcessMemory memory = ReadProcessMemory(network.Process(kTongan).pid());
+  ProcessUsage memory = ReadProcessUsage(network.Process(kTongan).pid());
   DiskUsage disk = MeasureDisk(network.DataDir(kTongan));
   std::printf("queued for the receiver: %llu\n",
               static_cast<unsigned long long>(queued));
-  PrintMemory("sender (backlog held)", memory);
+  PrintUsage("sender (backlog held)", memory);
   std::printf("sender data directory: %.1f MiB on disk (%.1f MiB apparent)\n",
               static_cast<double>(disk.allocated_bytes) / (1 << 20),
               static_cast<double>(disk.apparent_bytes) / (1 << 20));
