@@ -135,8 +135,11 @@ std::string CertificatePem(const std::string& subject_spki,
       ASN1_INTEGER_set(X509_get_serialNumber(cert.get()), 7) &&
       X509_NAME_add_entry_by_txt(
           name, "CN", MBSTRING_UTF8,
-          reinterpret_cast<const unsigned char*>("上海市司法局 sealing"), -1,
-          -1, 0) &&
+          reinterpret_cast<const unsigned char*>(
+              "\xe4\xb8\x8a\xe6\xb5\xb7\xe5\xb8\x82"  // Shanghai
+              "\xe5\x8f\xb8\xe6\xb3\x95\xe5\xb1\x80"  // Justice Bureau
+              " sealing"),
+          -1, -1, 0) &&
       X509_set_issuer_name(cert.get(), name) &&
       X509_gmtime_adj(X509_getm_notBefore(cert.get()), 0) != nullptr &&
       X509_gmtime_adj(X509_getm_notAfter(cert.get()), 3600) != nullptr &&
