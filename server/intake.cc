@@ -101,10 +101,12 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
   const absl::Time created = absl::FromUnixMicros(
       google::protobuf::util::TimeUtil::TimestampToMicroseconds(
           body->created_at()));
-  if (absl::AbsDuration(absl::Now() - created) > delivery_.max_clock_skew) {
+  // Only a creation time ahead of this clock is refused: an envelope that
+  // waited in a queue while a peer was down is old, not forged.
+  if (created - absl::Now() > delivery_.max_clock_skew) {
     return absl::OutOfRangeError(
         Cat("creation time ", absl::FormatTime(created),
-            " is further from this node's clock than ",
+            " is further ahead of this node's clock than ",
             absl::FormatDuration(delivery_.max_clock_skew)));
   }
 

@@ -242,10 +242,10 @@ TEST_F(IntakeTest, EnvelopeOverSizeLimitIsResourceExhausted) {
 TEST_F(IntakeTest, CreationTimeOutsideClockSkewIsOutOfRange) {
   v1::Body body = ValidBody();
   *body.mutable_created_at() = TimeUtil::SecondsToTimestamp(
-      absl::ToUnixSeconds(absl::Now() - absl::Hours(1)));
+      absl::ToUnixSeconds(absl::Now() + absl::Hours(1)));
   ExpectRefusedThenNextAccepted(
       Sign(body), body.message_id(), grpc::StatusCode::OUT_OF_RANGE,
-      "further from this node's clock", "refused_clock_skew");
+      "further ahead of this node's clock", "refused_clock_skew");
 }
 
 TEST_F(IntakeTest, DuplicateIsAcknowledgedAndStoredOnce) {
