@@ -30,6 +30,7 @@
 //     window: 1024
 //     retry_initial_ms: 200
 //     retry_max_ms: 30000
+//   workflow: ...                    # optional; see workflow_config.h
 //   log_level: info
 //
 // Relative paths are taken relative to the directory of the file.
@@ -43,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "core/log.h"
+#include "server/workflow_config.h"
 
 namespace caselink::server {
 
@@ -84,6 +86,7 @@ struct NodeConfig {
   absl::Duration directory_refresh = absl::Seconds(30);
   std::vector<PeerConfig> peers;
   DeliveryConfig delivery;
+  WorkflowConfig workflow;
   LogLevel log_level = LogLevel::kInfo;
 };
 
