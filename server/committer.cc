@@ -64,6 +64,10 @@ struct Committer::Group {
   };
 
   storage::Batch batch;
+  // What changes and arrival hooks wrote, so that later ones in the group
+  // read it.
+  std::map<std::pair<Family, std::string>, std::string> staged;
+  absl::Time now = absl::Now();
   absl::flat_hash_set<std::string> arrival_ids;
   // Sent states read or changed in this group, by message id.
   std::map<std::string, SentState> sent;
@@ -76,6 +80,65 @@ struct Committer::Group {
     uint64_t count = 0;
   };
   std::map<std::string, Added> first_key;
+};
+
+// Holds what one change or arrival hook writes until it has succeeded.
+class Committer::StagedWriter final : public GroupWriter {
+ public:
+  StagedWriter(Committer& committer, Group& group)
+      : committer_(committer), group_(group) {}
+
+  absl::StatusOr<std::optional<std::string>> Get(
+      Family family, const std::string& key) override {
+    for (auto it = puts_.rbegin(); it != puts_.rend(); ++it) {
+      if (it->family == family && it->key == key) return it->value;
+    }
+    auto staged = group_.staged.find({family, key});
+    if (staged != group_.staged.end()) return staged->second;
+    return committer_.options_.store->Get(family, key);
+  }
+
+  void Put(Family family, const std::string& key, std::string value) override {
+    puts_.push_back({family, key, std::move(value)});
+  }
+
+  absl::Status Send(v1::Body body) override {
+    body.set_sender(committer_.options_.self);
+    *body.mutable_created_at() =
+        google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+            absl::ToUnixMicros(group_.now));
+    CASELINK_ASSIGN_OR_RETURN(std::string hop,
+                              committer_.options_.router->NextHop(
+                                  body.recipient()));
+    bodies_.push_back({std::move(body), "", std::move(hop), /*track=*/true});
+    return absl::OkStatus();
+  }
+
+  absl::Time now() const override { return group_.now; }
+
+  // Moves what was staged into the group.
+  void Keep() {
+    for (StagedPut& put : puts_) {
+      group_.batch.Put(put.family, put.key, put.value);
+      group_.staged[{put.family, put.key}] = std::move(put.value);
+    }
+    for (Group::Unsigned& body : bodies_) {
+      group_.unsigned_bodies.push_back(std::move(body));
+    }
+    puts_.clear();
+    bodies_.clear();
+  }
+
+ private:
+  struct StagedPut {
+    Family family;
+    std::string key;
+    std::string value;
+  };
+  Committer& committer_;
+  Group& group_;
+  std::vector<StagedPut> puts_;
+  std::vector<Group::Unsigned> bodies_;
 };
 
 Committer::Committer(CommitterOptions options) : options_(std::move(options)) {}
@@ -115,16 +178,23 @@ void Committer::Record(std::vector<HopVerdict> verdicts,
   verdicts_.push_back({std::move(verdicts), std::move(done)});
 }
 
+void Committer::Apply(Change change,
+                      std::function<void(const absl::Status&)> done) {
+  absl::MutexLock lock(&mu_);
+  changes_.push_back({std::move(change), std::move(done)});
+}
+
 void Committer::Run() {
   while (true) {
     std::vector<Submission> submissions;
     std::vector<Arrival> arrivals;
     std::vector<VerdictBatch> verdicts;
+    std::vector<PendingChange> changes;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || !submissions_.empty() || !arrivals_.empty() ||
-               !verdicts_.empty();
+               !verdicts_.empty() || !changes_.empty();
       };
       mu_.Await(absl::Condition(&ready));
       // A group that is still small waits a moment for company: one
@@ -132,12 +202,13 @@ void Committer::Run() {
       // rates costs far less than the wait.
       auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ ||
-               submissions_.size() + arrivals_.size() + verdicts_.size() >=
+               submissions_.size() + arrivals_.size() + verdicts_.size() +
+                       changes_.size() >=
                    kLingerUntil;
       };
       if (!full()) mu_.AwaitWithTimeout(absl::Condition(&full), kLinger);
       if (stopping_ && submissions_.empty() && arrivals_.empty() &&
-          verdicts_.empty()) {
+          verdicts_.empty() && changes_.empty()) {
         return;
       }
       // Take at most max_group of each kind; the rest waits its turn.
@@ -150,14 +221,17 @@ void Committer::Run() {
       take(submissions_, submissions);
       take(arrivals_, arrivals);
       take(verdicts_, verdicts);
+      take(changes_, changes);
     }
-    Process(std::move(submissions), std::move(arrivals), std::move(verdicts));
+    Process(std::move(submissions), std::move(arrivals), std::move(verdicts),
+            std::move(changes));
   }
 }
 
 void Committer::Process(std::vector<Submission> submissions,
                         std::vector<Arrival> arrivals,
-                        std::vector<VerdictBatch> verdicts) {
+                        std::vector<VerdictBatch> verdicts,
+                        std::vector<PendingChange> changes) {
   Group group(options_.store->NewBatch());
 
   // Verdicts first, so that a receipt in the same group finds the state
@@ -192,6 +266,16 @@ void Committer::Process(std::vector<Submission> submissions,
           } else {
             done(status);
           }
+        });
+  }
+
+  for (PendingChange& pending : changes) {
+    StagedWriter writer(*this, group);
+    absl::Status changed = pending.change(writer);
+    if (changed.ok()) writer.Keep();
+    group.finish.push_back(
+        [done = std::move(pending.done), changed](const absl::Status& status) {
+          done(changed.ok() ? status : changed);
         });
   }
 
@@ -273,8 +357,20 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
   } else if (body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE) {
     verdict = TakeUndeliverable(group, arrival);
   } else {
+    bool handled = false;
+    if (options_.arrival_hook) {
+      StagedWriter writer(*this, group);
+      absl::StatusOr<bool> taken = options_.arrival_hook(body, writer);
+      if (!taken.ok()) {
+        reply(RefuseArrival(arrival, taken.status()));
+        return;
+      }
+      writer.Keep();
+      handled = *taken;
+    }
     // For this node: keep it, and answer with a signed receipt.
     store::v1::InboxRecord record;
+    record.set_handled(handled);
     std::string inbox_key = SeqKey(++inbox_seq_);
     record.set_received_unix_micros(NowMicros());
     record.set_from_peer(arrival.from_peer);
@@ -318,14 +414,20 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
   if (verdict.ok()) {
     group.batch.Put(Family::kDedup, id, expiry);
   } else {
-    options_.counters->Add("refused_after_intake");
-    options_.log->Warning("envelope_refused",
-                          {{"message", MessageIdText(id)},
-                           {"peer", arrival.from_peer},
-                           {"code", absl::StatusCodeToString(verdict.code())},
-                           {"reason", std::string(View(verdict.message()))}});
+    verdict = RefuseArrival(arrival, verdict);
   }
   reply(verdict);
+}
+
+absl::Status Committer::RefuseArrival(const Arrival& arrival,
+                                      absl::Status verdict) {
+  options_.counters->Add("refused_after_intake");
+  options_.log->Warning("envelope_refused",
+                        {{"message", MessageIdText(arrival.body.message_id())},
+                         {"peer", arrival.from_peer},
+                         {"code", absl::StatusCodeToString(verdict.code())},
+                         {"reason", std::string(View(verdict.message()))}});
+  return verdict;
 }
 
 absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {

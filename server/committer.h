@@ -10,6 +10,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -37,6 +38,39 @@ class OutboxListener {
   virtual void OnQueued(const std::string& peer, const std::string& first_key,
                         uint64_t count) = 0;
 };
+
+// What application state (cases, evidence requests) may do within one
+// commit group, on the committer's thread. What one change or one arrival
+// hook stages counts only if it returns OK; then it is written in the same
+// synced batch as the rest of the group.
+class GroupWriter {
+ public:
+  virtual ~GroupWriter() = default;
+  // `key` as this group leaves it: what was staged first, then the store.
+  [[nodiscard]] virtual absl::StatusOr<std::optional<std::string>> Get(
+      storage::Family family, const std::string& key) = 0;
+  virtual void Put(storage::Family family, const std::string& key,
+                   std::string value) = 0;
+  // Stages `body` to be signed with the group and queued toward its
+  // recipient, and followed like an operator's submission. The id,
+  // recipient, kind, priority and payload must be set; the sender and the
+  // creation time are filled in. NotFound-like errors of the router
+  // (no route) come back here.
+  [[nodiscard]] virtual absl::Status Send(v1::Body body) = 0;
+  // The time this group is stamped with.
+  virtual absl::Time now() const = 0;
+};
+
+// A change of application state, run on the committer's thread.
+using Change = std::function<absl::Status(GroupWriter& writer)>;
+
+// Runs for every message addressed to this node other than receipts and
+// undeliverable reports, before it is stored in the inbox. An error refuses
+// the message and its sender hears the reason (Unavailable makes it retry).
+// True means the hook dealt with the message, which is then stored as
+// already handled.
+using ArrivalHook =
+    std::function<absl::StatusOr<bool>(const v1::Body& body, GroupWriter&)>;
 
 // A message an operator hands over. The committer fills in the sender, the
 // creation time and, unless it is set, the id.
@@ -77,6 +111,8 @@ struct CommitterOptions {
   Logger* log = nullptr;
   Counters* counters = nullptr;
   OutboxListener* listener = nullptr;
+  // Optional.
+  ArrivalHook arrival_hook;
   absl::Duration dedup_retention = absl::Hours(24 * 30);
   uint32_t hop_limit = 16;
   // Most items taken into one group.
@@ -100,15 +136,26 @@ class Committer {
   // `done` runs once the verdicts are applied, or failed to be.
   void Record(std::vector<HopVerdict> verdicts,
               std::function<void(const absl::Status&)> done);
+  // Runs `change` in the next group; `done` has the change's own error, or
+  // the outcome of the write.
+  void Apply(Change change, std::function<void(const absl::Status&)> done);
 
  private:
   struct Group;
+  class StagedWriter;
+  struct PendingChange {
+    Change change;
+    std::function<void(const absl::Status&)> done;
+  };
 
   void Run();
   void Process(std::vector<Submission> submissions,
                std::vector<Arrival> arrivals,
-               std::vector<VerdictBatch> verdicts);
+               std::vector<VerdictBatch> verdicts,
+               std::vector<PendingChange> changes);
   void TakeArrival(Group& group, Arrival& arrival);
+  // Logs and counts a refusal after intake; returns `verdict`.
+  absl::Status RefuseArrival(const Arrival& arrival, absl::Status verdict);
   absl::Status TakeReceipt(Group& group, const Arrival& arrival);
   absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
   // Queues a signed report to `original`'s sender that this node gave up
@@ -129,6 +176,7 @@ class Committer {
   std::vector<Submission> submissions_ ABSL_GUARDED_BY(mu_);
   std::vector<Arrival> arrivals_ ABSL_GUARDED_BY(mu_);
   std::vector<VerdictBatch> verdicts_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingChange> changes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
   // Owned by the committer thread.

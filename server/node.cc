@@ -59,6 +59,11 @@ absl::Status Node::Open() {
   options.counters = &counters_;
   options.listener = this;
   options.dedup_retention = config_.delivery.dedup_retention;
+  // The ledger exists before any message can arrive: it is made below,
+  // before the server starts.
+  options.arrival_hook = [this](const v1::Body& body, GroupWriter& writer) {
+    return ledger_->OnArrival(body, writer);
+  };
   committer_ = std::make_unique<Committer>(options);
   CASELINK_RETURN_IF_ERROR(committer_->Start());
 
@@ -77,6 +82,9 @@ absl::Status Node::Open() {
     CASELINK_RETURN_IF_ERROR(
         directory_->LearnSealingKey(config_.code, identity_->sealing_cert_pem));
   }
+  ledger_ = std::make_unique<CaseLedger>(
+      CaseLedgerDeps{identity_.get(), &config_.workflow, store_.get(),
+                     committer_.get(), directory_.get(), log_, &counters_});
   links_ = std::make_unique<LinkSet>(
       &tls_, &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
@@ -116,10 +124,14 @@ absl::Status Node::Serve() {
   peer_deps.committer = committer_.get();
   peer_deps.counters = &counters_;
   peer_deps.log = log_;
+  peer_deps.ledger = ledger_.get();
   peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
   operator_service_ = std::make_unique<OperatorServiceImpl>(OperatorServiceDeps{
       identity_.get(), &config_.delivery, links_.get(), directory_.get(),
       revocations_.get(), committer_.get(), store_.get(), &counters_, log_});
+  case_service_ = std::make_unique<CaseServiceImpl>(
+      CaseServiceDeps{identity_.get(), &config_.workflow, links_.get(),
+                      revocations_.get(), ledger_.get(), log_});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
@@ -134,6 +146,7 @@ absl::Status Node::Serve() {
       static_cast<int>(config_.delivery.max_envelope_bytes + (1 << 20)));
   builder.RegisterService(peer_service_.get());
   builder.RegisterService(operator_service_.get());
+  builder.RegisterService(case_service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
@@ -147,6 +160,7 @@ absl::Status Node::Serve() {
   RefreshDirectoryOnce();
   sweeper_ = std::thread([this] { SweepDedup(); });
   refresher_ = std::thread([this] { RefreshDirectory(); });
+  limit_watcher_ = std::thread([this] { WatchTimeLimits(); });
   log_->Info("node_started", {{"name", config_.name},
                               {"listen", config_.listen},
                               {"port", Cat(port_)},
@@ -237,6 +251,13 @@ void Node::SweepDedup() {
   }
 }
 
+void Node::WatchTimeLimits() {
+  const absl::Duration interval = config_.workflow.check_interval;
+  while (!stopping_.WaitForNotificationWithTimeout(interval)) {
+    ledger_->RecordPassedLimits(absl::Now());
+  }
+}
+
 void Node::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
@@ -248,6 +269,7 @@ void Node::Shutdown(absl::Duration grace) {
   if (!stopping_.HasBeenNotified()) stopping_.Notify();
   if (refresher_.joinable()) refresher_.join();
   if (sweeper_.joinable()) sweeper_.join();
+  if (limit_watcher_.joinable()) limit_watcher_.join();
   if (links_ != nullptr) links_->StopAll();
   if (committer_ != nullptr) committer_->Stop();
   links_.reset();

@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "grpcpp/grpcpp.h"
+#include "server/case_ledger.h"
+#include "server/case_service.h"
 #include "server/committer.h"
 #include "server/config.h"
 #include "server/counters.h"
@@ -66,6 +68,8 @@ class Node final : public OutboxListener {
   // links it gives, every directory_refresh.
   void RefreshDirectory();
   void RefreshDirectoryOnce();
+  // Records passed time limits, every workflow check_interval.
+  void WatchTimeLimits();
 
   const NodeConfig config_;
   Logger* const log_;
@@ -83,10 +87,13 @@ class Node final : public OutboxListener {
   std::unique_ptr<LinkSet> links_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<OperatorServiceImpl> operator_service_;
+  std::unique_ptr<CaseLedger> ledger_;
+  std::unique_ptr<CaseServiceImpl> case_service_;
   std::unique_ptr<grpc::Server> server_;
   absl::Notification stopping_;
   std::thread sweeper_;
   std::thread refresher_;
+  std::thread limit_watcher_;
   int port_ = 0;
   // "created" or "opened", for the start-up log line.
   std::string store_state_;

@@ -173,6 +173,16 @@ absl::StatusOr<std::vector<v1::SignedDirectory>> PeerLink::FetchDirectory(
                                           response.directories().end());
 }
 
+absl::StatusOr<v1::ListDueResponse> PeerLink::ListDue(
+    const v1::ListDueRequest& request, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::ListDueResponse response;
+  grpc::Status status = stub_->ListDue(&context, request, &response);
+  if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return response;
+}
+
 void PeerLink::Run() {
   absl::Duration backoff = delivery_.retry_initial;
   while (true) {

@@ -75,6 +75,10 @@ class PeerLink {
   [[nodiscard]] absl::StatusOr<std::vector<v1::SignedDirectory>> FetchDirectory(
       const std::map<std::string, uint64_t>& known);
 
+  // Asks the peer for the time limits due in its subtree.
+  [[nodiscard]] absl::StatusOr<v1::ListDueResponse> ListDue(
+      const v1::ListDueRequest& request, absl::Duration timeout);
+
   // Cuts the current stream if the peer's TLS certificate has been revoked
   // since it was opened; the next probe then refuses to reconnect.
   void CutIfRevoked();

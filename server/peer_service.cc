@@ -6,7 +6,9 @@
 #include "absl/synchronization/mutex.h"
 #include "core/grpc_status.h"
 #include "core/strings.h"
+#include "core/division_code.h"
 #include "server/caller.h"
+#include "server/due_report.h"
 
 namespace caselink::server {
 namespace {
@@ -245,6 +247,38 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetDirectory(
     *response->add_directories() = std::move(document);
   }
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PeerServiceImpl::ListDue(
+    grpc::CallbackServerContext* context, const v1::ListDueRequest* request,
+    v1::ListDueResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
+  absl::Status refusal = caller.status();
+  const std::string& self = deps_.self->code;
+  if (caller.ok() &&
+      (caller->code == self ||
+       !std::string_view(self).starts_with(SignificantPrefix(caller->code)))) {
+    refusal = absl::PermissionDeniedError(
+        Cat(caller->code, " is not above ", self, " in the division tree"));
+  }
+  if (refusal.ok() && deps_.ledger == nullptr) {
+    refusal = absl::UnimplementedError("this node keeps no cases");
+  }
+  if (!refusal.ok()) {
+    deps_.log->Warning("list_due_refused", {{"peer", context->peer()},
+                                            {"error", refusal.ToString()}});
+    reactor->Finish(ToGrpcStatus(refusal));
+    return reactor;
+  }
+  absl::Duration within = request->within_seconds() == 0
+                              ? absl::Hours(24)
+                              : absl::Seconds(request->within_seconds());
+  auto report = ReportDue(*deps_.ledger, *deps_.links, self, absl::Now(),
+                          within, request->subtree());
+  if (report.ok()) *response = std::move(*report);
+  reactor->Finish(ToGrpcStatus(report.status()));
   return reactor;
 }
 

@@ -7,6 +7,7 @@
 
 #include "caselink/v1/peer.grpc.pb.h"
 #include "core/log.h"
+#include "server/case_ledger.h"
 #include "server/committer.h"
 #include "server/counters.h"
 #include "server/directory.h"
@@ -29,6 +30,8 @@ struct PeerServiceDeps {
   Committer* committer = nullptr;
   Counters* counters = nullptr;
   Logger* log = nullptr;
+  // Answers ListDue; without it the call is unimplemented.
+  const CaseLedger* ledger = nullptr;
   // Envelopes of one stream waiting for the committer, at most; reading
   // pauses beyond it.
   int max_outstanding = 4096;
@@ -51,6 +54,12 @@ class PeerServiceImpl final : public v1::PeerService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GetDirectoryRequest* request,
       v1::GetDirectoryResponse* response) override;
+  // Only a node above this one may ask. The subtree's answers are gathered
+  // on the calling thread, which the call holds for a few seconds at most
+  // per node below.
+  grpc::ServerUnaryReactor* ListDue(grpc::CallbackServerContext* context,
+                                    const v1::ListDueRequest* request,
+                                    v1::ListDueResponse* response) override;
 
  private:
   const PeerServiceDeps deps_;

@@ -1,0 +1,86 @@
+// The gRPC service for this node's operators to run cases: referrals,
+// their steps, evidence requests and time limits. Callers present an
+// operator certificate of this node.
+#ifndef CASELINK_SERVER_CASE_SERVICE_H_
+#define CASELINK_SERVER_CASE_SERVICE_H_
+
+#include <functional>
+#include <string_view>
+
+#include "caselink/v1/cases.grpc.pb.h"
+#include "core/log.h"
+#include "server/case_ledger.h"
+#include "server/link_set.h"
+#include "server/node_identity.h"
+#include "server/revocations.h"
+#include "server/workflow_config.h"
+
+namespace caselink::server {
+
+struct CaseServiceDeps {
+  const NodeIdentity* self = nullptr;
+  const WorkflowConfig* config = nullptr;
+  const LinkSet* links = nullptr;
+  const Revocations* revocations = nullptr;
+  CaseLedger* ledger = nullptr;
+  Logger* log = nullptr;
+};
+
+// Each answer is the state after the step, durable. Errors: InvalidArgument
+// naming the field, FailedPrecondition naming the state or side that does
+// not allow a step, NotFound for an unknown id, PermissionDenied for a
+// caller that is not an operator of this node.
+class CaseServiceImpl final : public v1::CaseService::CallbackService {
+ public:
+  // Everything the deps point to must outlive the service.
+  explicit CaseServiceImpl(CaseServiceDeps deps) : deps_(deps) {}
+
+  grpc::ServerUnaryReactor* CreateReferral(
+      grpc::CallbackServerContext* context,
+      const v1::CreateReferralRequest* request,
+      v1::CaseResponse* response) override;
+  grpc::ServerUnaryReactor* StepReferral(
+      grpc::CallbackServerContext* context,
+      const v1::StepReferralRequest* request,
+      v1::CaseResponse* response) override;
+  grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* context,
+                                    const v1::GetCaseRequest* request,
+                                    v1::GetCaseResponse* response) override;
+  grpc::ServerUnaryReactor* ListCases(grpc::CallbackServerContext* context,
+                                      const v1::ListCasesRequest* request,
+                                      v1::ListCasesResponse* response) override;
+  grpc::ServerUnaryReactor* RequestEvidence(
+      grpc::CallbackServerContext* context,
+      const v1::RequestEvidenceRequest* request,
+      v1::EvidenceResponse* response) override;
+  grpc::ServerUnaryReactor* StepEvidence(
+      grpc::CallbackServerContext* context,
+      const v1::StepEvidenceRequest* request,
+      v1::EvidenceResponse* response) override;
+  grpc::ServerUnaryReactor* GetEvidence(
+      grpc::CallbackServerContext* context,
+      const v1::GetEvidenceRequest* request,
+      v1::EvidenceResponse* response) override;
+  grpc::ServerUnaryReactor* ListEvidence(
+      grpc::CallbackServerContext* context,
+      const v1::ListEvidenceRequest* request,
+      v1::ListEvidenceResponse* response) override;
+  grpc::ServerUnaryReactor* ListDue(grpc::CallbackServerContext* context,
+                                    const v1::ListDueRequest* request,
+                                    v1::ListDueResponse* response) override;
+
+ private:
+  // The caller's check; on failure the reactor is already finished.
+  absl::Status Admit(grpc::CallbackServerContext* context,
+                     std::string_view rpc);
+  // Finishes a synchronous call with what `handler` returns.
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context,
+                                  std::string_view rpc,
+                                  const std::function<absl::Status()>& handler);
+
+  const CaseServiceDeps deps_;
+};
+
+}  // namespace caselink::server
+
+#endif  // CASELINK_SERVER_CASE_SERVICE_H_
