@@ -1,11 +1,13 @@
 #include "server/config.h"
 
+#include <charconv>
 #include <set>
 
 #include "core/config_file.h"
 #include "core/division_code.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
+#include "server/case_type.h"
 
 namespace caselink::server {
 namespace {
@@ -72,13 +74,218 @@ absl::Status ReadPeers(const ConfigSection& top, NodeConfig* config) {
   });
 }
 
+// Longer than any time limit the law sets, and short enough that no
+// arithmetic on the result can overflow.
+constexpr uint64_t kMaxDurationSeconds = uint64_t{3650} * 24 * 3600;
+
+// Seconds in the unit a duration ends with, or 0 for no known unit.
+uint64_t UnitSeconds(char unit) {
+  switch (unit) {
+    case 'd':
+      return 24 * 3600;
+    case 'h':
+      return 3600;
+    case 'm':
+      return 60;
+    case 's':
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+// Parses a positive whole number followed by one unit: d, h, m or s. The
+// error names the text but not where it came from.
+absl::StatusOr<absl::Duration> ParseDurationText(std::string_view text) {
+  const absl::Status invalid = absl::InvalidArgumentError(
+      Cat("\"", text, "\" is not a duration such as 7d, 36h, 90m or 45s"));
+  if (text.size() < 2) return invalid;
+  const uint64_t unit_seconds = UnitSeconds(text.back());
+  if (unit_seconds == 0) return invalid;
+  std::string_view digits = text.substr(0, text.size() - 1);
+  uint64_t count = 0;
+  auto [end, ec] =
+      std::from_chars(digits.data(), digits.data() + digits.size(), count);
+  if (ec == std::errc::result_out_of_range ||
+      (ec == std::errc() && end == digits.data() + digits.size() &&
+       count > kMaxDurationSeconds / unit_seconds)) {
+    return absl::InvalidArgumentError(
+        Cat("\"", text, "\" is longer than 3650 days"));
+  }
+  if (ec != std::errc() || end != digits.data() + digits.size()) {
+    return invalid;
+  }
+  if (count == 0) {
+    return absl::InvalidArgumentError(
+        Cat("\"", text, "\" must be longer than zero"));
+  }
+  return absl::Seconds(static_cast<int64_t>(count * unit_seconds));
+}
+
+// A duration setting, or `fallback` if it is absent.
+absl::StatusOr<absl::Duration> ReadDuration(const ConfigSection& section,
+                                            std::string_view key,
+                                            absl::Duration fallback) {
+  CASELINK_ASSIGN_OR_RETURN(auto text, section.OptionalString(key));
+  if (!text.has_value()) return fallback;
+  auto duration = ParseDurationText(*text);
+  if (!duration.ok()) {
+    return section.Error(key, View(duration.status().message()));
+  }
+  return *duration;
+}
+
+// Overrides the stages the section names; the others keep their values.
+absl::Status ReadStageLimits(const ConfigSection& section,
+                             StageLimits* limits) {
+  CASELINK_RETURN_IF_ERROR(
+      section.AllowOnly({"decision", "assignment", "materials", "evidence"}));
+  CASELINK_ASSIGN_OR_RETURN(
+      limits->decision, ReadDuration(section, "decision", limits->decision));
+  CASELINK_ASSIGN_OR_RETURN(
+      limits->assignment,
+      ReadDuration(section, "assignment", limits->assignment));
+  CASELINK_ASSIGN_OR_RETURN(
+      limits->materials, ReadDuration(section, "materials", limits->materials));
+  CASELINK_ASSIGN_OR_RETURN(
+      limits->evidence, ReadDuration(section, "evidence", limits->evidence));
+  return absl::OkStatus();
+}
+
+// Parses a positive amount of yuan with at most two decimals, such as "800"
+// or "900.50", into fen. Twelve whole digits keep twice the amount, which
+// the hardship test computes, far inside int64_t.
+absl::StatusOr<int64_t> ParseYuanText(std::string_view text) {
+  const absl::Status invalid = absl::InvalidArgumentError(
+      Cat("\"", text,
+          "\" is not an amount of yuan with at most 2 decimals, such as "
+          "\"900.50\""));
+  const size_t point = text.find('.');
+  std::string_view whole = text.substr(0, point);
+  std::string_view decimals =
+      point == std::string_view::npos ? "" : text.substr(point + 1);
+  const bool has_point = point != std::string_view::npos;
+  if (whole.empty() || whole.size() > 12 || (has_point && decimals.empty()) ||
+      decimals.size() > 2) {
+    return invalid;
+  }
+  int64_t fen = 0;
+  for (char c : whole) {
+    if (c < '0' || c > '9') return invalid;
+    fen = fen * 10 + (c - '0');
+  }
+  for (size_t i = 0; i < 2; ++i) {
+    const char c = i < decimals.size() ? decimals[i] : '0';
+    if (c < '0' || c > '9') return invalid;
+    fen = fen * 10 + (c - '0');
+  }
+  if (fen == 0) {
+    return absl::InvalidArgumentError(
+        Cat("\"", text, "\" must be more than zero"));
+  }
+  return fen;
+}
+
+absl::Status ReadLawyers(const ConfigSection& workflow,
+                         WorkflowConfig* config) {
+  std::set<std::string> seen;
+  return workflow.ForEachInList("lawyers", [&](const ConfigSection& entry) {
+    CASELINK_RETURN_IF_ERROR(entry.AllowOnly({"id", "name", "case_types"}));
+    Lawyer lawyer;
+    CASELINK_ASSIGN_OR_RETURN(lawyer.id, entry.RequiredString("id"));
+    if (!seen.insert(lawyer.id).second) {
+      return entry.Error(
+          "id", Cat("lawyer ", lawyer.id, " is listed more than once"));
+    }
+    CASELINK_ASSIGN_OR_RETURN(lawyer.name, entry.RequiredString("name"));
+    CASELINK_ASSIGN_OR_RETURN(std::vector<std::string> names,
+                              entry.StringList("case_types"));
+    if (names.empty()) {
+      return entry.Error("case_types", "must name at least one case type");
+    }
+    for (const std::string& name : names) {
+      auto type = ParseCaseTypeName(name);
+      if (!type.ok()) {
+        return entry.Error("case_types", View(type.status().message()));
+      }
+      for (v1::CaseType earlier : lawyer.case_types) {
+        if (earlier == *type) {
+          return entry.Error("case_types",
+                             Cat(name, " is listed more than once"));
+        }
+      }
+      lawyer.case_types.push_back(*type);
+    }
+    config->lawyers.push_back(std::move(lawyer));
+    return absl::OkStatus();
+  });
+}
+
+absl::Status ReadAllowances(const ConfigSection& workflow,
+                            WorkflowConfig* config) {
+  std::set<std::string> seen;
+  return workflow.ForEachInList(
+      "minimum_living_allowance", [&](const ConfigSection& entry) {
+        CASELINK_RETURN_IF_ERROR(entry.AllowOnly({"region", "yuan"}));
+        LivingAllowance allowance;
+        CASELINK_ASSIGN_OR_RETURN(allowance.region, ReadCode(entry, "region"));
+        if (!seen.insert(allowance.region).second) {
+          return entry.Error("region", Cat("region ", allowance.region,
+                                           " is listed more than once"));
+        }
+        CASELINK_ASSIGN_OR_RETURN(std::string yuan,
+                                  entry.RequiredString("yuan"));
+        auto fen = ParseYuanText(yuan);
+        if (!fen.ok()) return entry.Error("yuan", View(fen.status().message()));
+        allowance.monthly_fen = *fen;
+        config->allowances.push_back(std::move(allowance));
+        return absl::OkStatus();
+      });
+}
+
+absl::Status ReadWorkflow(const ConfigSection& section,
+                          WorkflowConfig* config) {
+  CASELINK_RETURN_IF_ERROR(section.AllowOnly(
+      {"time_limits", "due_soon", "check_interval", "max_attachment_bytes",
+       "lawyers", "minimum_living_allowance"}));
+
+  CASELINK_ASSIGN_OR_RETURN(auto limits, section.Section("time_limits"));
+  if (limits) {
+    CASELINK_RETURN_IF_ERROR(limits->AllowOnly({"ordinary", "green_channel"}));
+    CASELINK_ASSIGN_OR_RETURN(auto ordinary, limits->Section("ordinary"));
+    if (ordinary) {
+      CASELINK_RETURN_IF_ERROR(ReadStageLimits(*ordinary, &config->ordinary));
+    }
+    CASELINK_ASSIGN_OR_RETURN(auto green, limits->Section("green_channel"));
+    if (green) {
+      CASELINK_RETURN_IF_ERROR(ReadStageLimits(*green, &config->green_channel));
+    }
+  }
+
+  CASELINK_ASSIGN_OR_RETURN(
+      config->due_soon, ReadDuration(section, "due_soon", config->due_soon));
+  CASELINK_ASSIGN_OR_RETURN(
+      config->check_interval,
+      ReadDuration(section, "check_interval", config->check_interval));
+  CASELINK_ASSIGN_OR_RETURN(
+      config->max_attachment_bytes,
+      section.UnsignedOr("max_attachment_bytes", config->max_attachment_bytes,
+                         uint64_t{4} << 30));
+  if (config->max_attachment_bytes == 0) {
+    return section.Error("max_attachment_bytes", "must be at least 1");
+  }
+
+  CASELINK_RETURN_IF_ERROR(ReadLawyers(section, config));
+  return ReadAllowances(section, config);
+}
+
 }  // namespace
 
 absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(ConfigSection top, ConfigSection::ParseFile(path));
-  CASELINK_RETURN_IF_ERROR(
-      top.AllowOnly({"node", "listen", "data_dir", "tls", "signing", "sealing",
-                     "directory", "peers", "delivery", "log_level"}));
+  CASELINK_RETURN_IF_ERROR(top.AllowOnly(
+      {"node", "listen", "data_dir", "tls", "signing", "sealing", "directory",
+       "peers", "delivery", "workflow", "log_level"}));
   NodeConfig config;
 
   CASELINK_ASSIGN_OR_RETURN(auto node, top.Section("node"));
@@ -146,6 +353,11 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(auto delivery, top.Section("delivery"));
   if (delivery) {
     CASELINK_RETURN_IF_ERROR(ReadDelivery(*delivery, &config.delivery));
+  }
+
+  CASELINK_ASSIGN_OR_RETURN(auto workflow, top.Section("workflow"));
+  if (workflow) {
+    CASELINK_RETURN_IF_ERROR(ReadWorkflow(*workflow, &config.workflow));
   }
 
   CASELINK_ASSIGN_OR_RETURN(auto level, top.OptionalString("log_level"));

@@ -19,6 +19,14 @@
 //         yuan: "800"
 //       - region: "350212"
 //         yuan: "900.50"
+//
+// Every setting is optional. A duration is a positive whole number and one
+// unit, at most 3650 days; a section of time_limits may name any of the
+// four stages, and the others keep their defaults. max_attachment_bytes is
+// 1 to 4 GiB. Lawyer ids and allowance regions are unique; a lawyer takes
+// at least one case type, named as in case_type.h. Regions are division
+// codes, short forms padded; an amount of yuan has at most 2 decimals and is
+// more than zero. LoadNodeConfig reports any other value as an error.
 #ifndef CASELINK_SERVER_WORKFLOW_CONFIG_H_
 #define CASELINK_SERVER_WORKFLOW_CONFIG_H_
 
