@@ -110,14 +110,14 @@ CLI::Validator OutcomeCheck() {
                "OUTCOME");
 }
 
-// Adds `--attach PATH`, once per file.
+// Adds `--attach PATH`, once per file; a word after the path is not taken
+// for another path.
 void AddAttach(CLI::App& command, Commands& c, std::string_view what) {
   command
       .add_option(
           "--attach", c.attach,
           Cat("a file to upload and attach to the ", what, "; repeat for more"))
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
+      ->allow_extra_args(false)
       ->check(CLI::ExistingFile);
 }
 

@@ -51,6 +51,11 @@ absl::StatusOr<std::unique_ptr<NodeClient>> NodeClient::Connect(
       new NodeClient(MutualTlsChannel(config.address, config.node_code, tls)));
 }
 
+std::unique_ptr<NodeClient> NodeClient::ForChannel(
+    std::shared_ptr<grpc::Channel> channel) {
+  return std::unique_ptr<NodeClient>(new NodeClient(std::move(channel)));
+}
+
 absl::StatusOr<v1::GetStatusResponse> NodeClient::GetStatus(
     absl::Duration timeout) {
   return Call(*stub_, &v1::OperatorService::Stub::GetStatus,

@@ -36,6 +36,11 @@ class NodeClient {
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<NodeClient>> Connect(
       const ClientConfig& config);
 
+  // A client over a channel the caller made, such as an in-process one to a
+  // fake node in a test. No certificate is checked here.
+  static std::unique_ptr<NodeClient> ForChannel(
+      std::shared_ptr<grpc::Channel> channel);
+
   // The node's identity, its peer links and its counters.
   [[nodiscard]] absl::StatusOr<v1::GetStatusResponse> GetStatus(
       absl::Duration timeout = absl::Seconds(10));
