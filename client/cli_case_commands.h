@@ -24,7 +24,10 @@
 // durations, outcomes and digests included). With --json each command
 // prints its response message as one line of JSON (see ToJson).
 // `--attach` files are uploaded, resuming where an earlier try stopped,
-// before the step that carries them is sent.
+// before the step that carries them is sent. `due --subtree` names on
+// stderr the nodes that did not answer and still exits 0, since the rows
+// it has are worth having. `attachment download --json` prints an
+// AttachmentRef whose name is the path written.
 #ifndef CASELINK_CLIENT_CLI_CASE_COMMANDS_H_
 #define CASELINK_CLIENT_CLI_CASE_COMMANDS_H_
 
