@@ -38,8 +38,8 @@ constexpr std::string_view kSendableKindNames =
     "supplement, withdrawal";
 
 // The JSON keys whose base64 bytes are shown as hex instead.
-constexpr std::array<std::string_view, 3> kHexKeys = {"message_id",
-                                                      "in_reply_to", "key_id"};
+constexpr std::array<std::string_view, 4> kHexKeys = {
+    "message_id", "in_reply_to", "key_id", "digest"};
 
 // Decodes the UTF-8 sequence at the start of `s` into `code_point` and
 // returns its length, or 0 if it is not well-formed (overlong forms,
@@ -302,6 +302,11 @@ void Table::AddRow(std::vector<std::string> cells) {
 }
 
 void Table::Print(std::FILE* out) const {
+  const std::string text = Text();
+  std::fwrite(text.data(), 1, text.size(), out);
+}
+
+std::string Table::Text() const {
   const size_t columns = rows_.front().size();
   std::vector<size_t> widths(columns, 0);
   for (const auto& row : rows_) {
@@ -309,16 +314,17 @@ void Table::Print(std::FILE* out) const {
       widths[i] = std::max(widths[i], DisplayWidth(row[i]));
     }
   }
+  std::string text;
   for (const auto& row : rows_) {
-    std::string line;
     for (size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
+      text += row[i];
       if (i + 1 < row.size()) {
-        line.append(widths[i] - DisplayWidth(row[i]) + 2, ' ');
+        text.append(widths[i] - DisplayWidth(row[i]) + 2, ' ');
       }
     }
-    std::fprintf(out, "%s\n", line.c_str());
+    text += '\n';
   }
+  return text;
 }
 
 absl::StatusOr<std::string> ToJson(const google::protobuf::Message& message) {

@@ -83,6 +83,9 @@ class Table {
   // Rows with fewer cells than headings are padded with empty cells.
   void AddRow(std::vector<std::string> cells);
 
+  // The table as text, one line per row, each ending in a line break.
+  std::string Text() const;
+
   void Print(std::FILE* out) const;
 
  private:
@@ -92,7 +95,8 @@ class Table {
 // Renders `message` as one line of JSON: the proto3 JSON mapping with the
 // .proto field names and default values printed, except that message ids,
 // in_reply_to and key ids are lower-case hex, as the CLI shows and accepts
-// them, rather than base64. Other bytes fields stay base64.
+// them, rather than base64, and so are attachment digests. Other bytes
+// fields stay base64.
 [[nodiscard]] absl::StatusOr<std::string> ToJson(
     const google::protobuf::Message& message);
 

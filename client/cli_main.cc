@@ -1,11 +1,12 @@
 // caselink: the operator's command line for a caselink node.
 //
 // This file declares the command line and dispatches; the commands are in
-// client/cli_commands.cc.
+// client/cli_commands.cc and, for cases, client/cli_case_commands.cc.
 #include <cstdlib>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "client/cli_case_commands.h"
 #include "client/cli_commands.h"
 #include "client/cli_format.h"
 #include "client/client_config.h"
@@ -92,9 +93,10 @@ void AddFollowing(CLI::App& app, Arguments& args, Command& command) {
   handled->add_option("id", args.id, "message id (32 hex digits)")->required();
 }
 
-int Dispatch(const Command& command, const Arguments& args,
-             caselink::client::NodeClient& client) {
+int Dispatch(const Command& command, const caselink::cli::CaseCommands& cases,
+             const Arguments& args, caselink::client::NodeClient& client) {
   namespace cli = caselink::cli;
+  if (cases.Parsed()) return cases.Run(client, args.json);
   if (command.status->parsed()) return cli::RunStatus(client, args.json);
   if (command.send->parsed()) return cli::RunSend(client, args.send, args.json);
   if (command.sent->parsed()) return cli::RunSent(client, args.sent, args.json);
@@ -132,6 +134,7 @@ int main(int argc, char** argv) {
   command.status = app.add_subcommand("status", "the node and its peers");
   AddSend(app, args, command);
   AddFollowing(app, args, command);
+  caselink::cli::CaseCommands cases(app);
 
   // CLI11 reports parse errors, --help included, by throwing; this is the
   // one place they are caught.
@@ -151,5 +154,5 @@ int main(int argc, char** argv) {
   if (!config.ok()) return Fail(caselink::View(config.status().message()));
   auto client = caselink::client::NodeClient::Connect(*config);
   if (!client.ok()) return Fail(caselink::View(client.status().message()));
-  return Dispatch(command, args, **client);
+  return Dispatch(command, cases, args, **client);
 }
