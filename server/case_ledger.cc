@@ -51,9 +51,8 @@ absl::Status CheckId(std::string_view field, const std::string& id) {
         return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') ||
                (c >= 'a' && c <= 'z') || c == '-' || c == '_' || c == '.';
       })) {
-    return absl::InvalidArgumentError(
-        Cat(field, ": 1 to ", kMaxIdLength,
-            " letters, digits, '-', '_' or '.'"));
+    return absl::InvalidArgumentError(Cat(field, ": 1 to ", kMaxIdLength,
+                                          " letters, digits, '-', '_' or '.'"));
   }
   return absl::OkStatus();
 }
@@ -125,8 +124,7 @@ void CaseLedger::SaveEvidence(GroupWriter& writer,
              record.SerializeAsString());
 }
 
-absl::Status CaseLedger::Send(GroupWriter& writer,
-                              const std::string& recipient,
+absl::Status CaseLedger::Send(GroupWriter& writer, const std::string& recipient,
                               v1::MessageKind kind, const std::string& case_id,
                               v1::Priority priority,
                               const v1::WorkflowPayload& payload) {
@@ -140,9 +138,9 @@ absl::Status CaseLedger::Send(GroupWriter& writer,
   body.set_priority(priority);
   CASELINK_ASSIGN_OR_RETURN(
       *body.mutable_sealed_payload(),
-      sealer_.Seal(key, payload.SerializeAsString(),
-                   SealAssociatedData(body.message_id(), deps_.self->code,
-                                      recipient)));
+      sealer_.Seal(
+          key, payload.SerializeAsString(),
+          SealAssociatedData(body.message_id(), deps_.self->code, recipient)));
   return writer.Send(std::move(body));
 }
 
@@ -160,8 +158,8 @@ absl::Status CaseLedger::Publish(GroupWriter& writer, const CaseRecord& record,
                   followers.end());
   for (const std::string& follower : followers) {
     if (follower == deps_.self->code) continue;
-    CASELINK_RETURN_IF_ERROR(Send(writer, follower, kind, view.case_id(),
-                                  view.priority(), payload));
+    CASELINK_RETURN_IF_ERROR(
+        Send(writer, follower, kind, view.case_id(), view.priority(), payload));
   }
   return absl::OkStatus();
 }
@@ -248,23 +246,20 @@ absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
              record.view().case_id(), record.view().priority(), payload));
     if (old_handler != record.view().handler() && old_handler != self) {
       CaseRecord transferred = record;
-      MarkTransferred(transferred, record.view().handler(), writer.now(),
-                      self);
+      MarkTransferred(transferred, record.view().handler(), writer.now(), self);
       v1::WorkflowPayload notice;
       *notice.mutable_case_view() = transferred.view();
-      CASELINK_RETURN_IF_ERROR(Send(writer, old_handler,
-                                    v1::MESSAGE_KIND_CASE_STATUS,
-                                    record.view().case_id(),
-                                    record.view().priority(), notice));
+      CASELINK_RETURN_IF_ERROR(
+          Send(writer, old_handler, v1::MESSAGE_KIND_CASE_STATUS,
+               record.view().case_id(), record.view().priority(), notice));
     }
     if (record.view().origin() != self &&
         record.view().origin() != record.view().handler()) {
       v1::WorkflowPayload view;
       *view.mutable_case_view() = record.view();
-      CASELINK_RETURN_IF_ERROR(Send(writer, record.view().origin(),
-                                    v1::MESSAGE_KIND_CASE_STATUS,
-                                    record.view().case_id(),
-                                    record.view().priority(), view));
+      CASELINK_RETURN_IF_ERROR(
+          Send(writer, record.view().origin(), v1::MESSAGE_KIND_CASE_STATUS,
+               record.view().case_id(), record.view().priority(), view));
     }
   } else if (step.has_escalate()) {
     v1::WorkflowPayload payload;
@@ -273,16 +268,14 @@ absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
     *question->mutable_view() = record.view();
     *question->mutable_referral() = record.referral();
     question->set_contender(step.escalate().contender());
-    CASELINK_RETURN_IF_ERROR(Send(writer, record.view().arbiter(),
-                                  v1::MESSAGE_KIND_CASE_STATUS,
-                                  record.view().case_id(),
-                                  record.view().priority(), payload));
+    CASELINK_RETURN_IF_ERROR(
+        Send(writer, record.view().arbiter(), v1::MESSAGE_KIND_CASE_STATUS,
+             record.view().case_id(), record.view().priority(), payload));
     v1::WorkflowPayload view;
     *view.mutable_case_view() = record.view();
-    CASELINK_RETURN_IF_ERROR(Send(writer, record.view().origin(),
-                                  v1::MESSAGE_KIND_CASE_STATUS,
-                                  record.view().case_id(),
-                                  record.view().priority(), view));
+    CASELINK_RETURN_IF_ERROR(
+        Send(writer, record.view().origin(), v1::MESSAGE_KIND_CASE_STATUS,
+             record.view().case_id(), record.view().priority(), view));
   } else {
     CASELINK_RETURN_IF_ERROR(Publish(writer, record, KindAfter(step)));
   }
@@ -311,16 +304,15 @@ void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
           CASELINK_RETURN_IF_ERROR(CheckOriginStep(view, step, self));
           v1::WorkflowPayload payload;
           *payload.mutable_referral_step() = step;
-          CASELINK_RETURN_IF_ERROR(Send(
-              writer, OwnerOf(view),
-              step.has_supplement() ? v1::MESSAGE_KIND_SUPPLEMENT
-                                    : v1::MESSAGE_KIND_WITHDRAWAL,
-              case_id, view.priority(), payload));
+          CASELINK_RETURN_IF_ERROR(Send(writer, OwnerOf(view),
+                                        step.has_supplement()
+                                            ? v1::MESSAGE_KIND_SUPPLEMENT
+                                            : v1::MESSAGE_KIND_WITHDRAWAL,
+                                        case_id, view.priority(), payload));
           *result = view;
           return absl::OkStatus();
         }
-        CASELINK_RETURN_IF_ERROR(
-            ApplyStepAsOwner(writer, *record, step, self));
+        CASELINK_RETURN_IF_ERROR(ApplyStepAsOwner(writer, *record, step, self));
         *result = record->view();
         return absl::OkStatus();
       },
@@ -357,10 +349,9 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
                          record->view().priority(), request, writer.now());
         v1::WorkflowPayload payload;
         *payload.mutable_evidence()->mutable_view() = evidence.view();
-        CASELINK_RETURN_IF_ERROR(Send(writer, collector,
-                                      v1::MESSAGE_KIND_EVIDENCE_REQUEST,
-                                      case_id, evidence.view().priority(),
-                                      payload));
+        CASELINK_RETURN_IF_ERROR(
+            Send(writer, collector, v1::MESSAGE_KIND_EVIDENCE_REQUEST, case_id,
+                 evidence.view().priority(), payload));
         SaveEvidence(writer, evidence);
         *result = evidence.view();
         return absl::OkStatus();
@@ -390,10 +381,9 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
           v1::WorkflowPayload payload;
           *payload.mutable_evidence_step() = step;
           payload.mutable_evidence_step()->set_evidence_id(evidence_id);
-          CASELINK_RETURN_IF_ERROR(Send(writer, view.collector(),
-                                        v1::MESSAGE_KIND_CASE_STATUS,
-                                        view.case_id(), view.priority(),
-                                        payload));
+          CASELINK_RETURN_IF_ERROR(
+              Send(writer, view.collector(), v1::MESSAGE_KIND_CASE_STATUS,
+                   view.case_id(), view.priority(), payload));
           *result = view;
           return absl::OkStatus();
         }
@@ -402,11 +392,11 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
             ApplyEvidenceStep(*record, step, self, context));
         v1::WorkflowPayload payload;
         *payload.mutable_evidence_view() = record->view();
-        CASELINK_RETURN_IF_ERROR(Send(
-            writer, record->view().requester(),
-            step.has_result() ? v1::MESSAGE_KIND_EVIDENCE_RESULT
-                              : v1::MESSAGE_KIND_CASE_STATUS,
-            record->view().case_id(), record->view().priority(), payload));
+        CASELINK_RETURN_IF_ERROR(
+            Send(writer, record->view().requester(),
+                 step.has_result() ? v1::MESSAGE_KIND_EVIDENCE_RESULT
+                                   : v1::MESSAGE_KIND_CASE_STATUS,
+                 record->view().case_id(), record->view().priority(), payload));
         SaveEvidence(writer, *record);
         deps_.counters->Add(Cat("evidence_", StepName(step)));
         *result = record->view();
@@ -433,9 +423,9 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
       return false;
   }
   if (!deps_.self->sealing_key.has_value()) return false;
-  auto clear = Open(*deps_.self->sealing_key, body.sealed_payload(),
-                    SealAssociatedData(body.message_id(), body.sender(),
-                                       body.recipient()));
+  auto clear = Open(
+      *deps_.self->sealing_key, body.sealed_payload(),
+      SealAssociatedData(body.message_id(), body.sender(), body.recipient()));
   if (!clear.ok()) {
     return absl::InvalidArgumentError(
         Cat("sealed payload does not open: ", View(clear.status().message())));
@@ -480,18 +470,18 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
   return true;
 }
 
-absl::Status CaseLedger::TakeReferral(GroupWriter& writer,
-                                      const v1::Body& body,
+absl::Status CaseLedger::TakeReferral(GroupWriter& writer, const v1::Body& body,
                                       const v1::OpenReferral& open) {
   const std::string& self = deps_.self->code;
   const v1::CaseView& view = open.view();
   CASELINK_RETURN_IF_ERROR(CheckId("case_id", view.case_id()));
   if (view.handler() != self) {
-    return absl::InvalidArgumentError(
-        Cat("referral ", view.case_id(), " names handler ", view.handler(),
-            ", not this node"));
+    return absl::InvalidArgumentError(Cat("referral ", view.case_id(),
+                                          " names handler ", view.handler(),
+                                          ", not this node"));
   }
-  const bool routed = !view.arbiter().empty() && body.sender() == view.arbiter();
+  const bool routed =
+      !view.arbiter().empty() && body.sender() == view.arbiter();
   if (body.sender() != view.origin() && !routed) {
     return absl::PermissionDeniedError(
         Cat("referral ", view.case_id(), " comes from ", body.sender(),
@@ -513,9 +503,8 @@ absl::Status CaseLedger::TakeReferral(GroupWriter& writer,
   *record.mutable_referral() = open.referral();
   StepContext context = ContextAt(writer.now());
   ReceiveReferral(record,
-                  EvaluateEligibility(open.referral(),
-                                      deps_.config->allowances, self,
-                                      writer.now()),
+                  EvaluateEligibility(open.referral(), deps_.config->allowances,
+                                      self, writer.now()),
                   context);
   CASELINK_RETURN_IF_ERROR(
       Publish(writer, record, v1::MESSAGE_KIND_CASE_STATUS));
@@ -528,8 +517,7 @@ absl::Status CaseLedger::TakeReferral(GroupWriter& writer,
   return absl::OkStatus();
 }
 
-absl::Status CaseLedger::TakeCaseView(GroupWriter& writer,
-                                      const v1::Body& body,
+absl::Status CaseLedger::TakeCaseView(GroupWriter& writer, const v1::Body& body,
                                       const v1::CaseView& view) {
   const std::string& self = deps_.self->code;
   CASELINK_RETURN_IF_ERROR(CheckId("case_id", view.case_id()));
@@ -553,8 +541,7 @@ absl::Status CaseLedger::TakeCaseView(GroupWriter& writer,
         Cat("case ", view.case_id(), ": ", sender,
             " may not change this node's view of it"));
   }
-  if (OwnerOf(view) == self &&
-      view.state() != v1::REFERRAL_STATE_TRANSFERRED) {
+  if (OwnerOf(view) == self && view.state() != v1::REFERRAL_STATE_TRANSFERRED) {
     return absl::FailedPreconditionError(
         Cat("case ", view.case_id(), ": a view that makes this node the ",
             "owner must come as a referral"));
@@ -611,8 +598,7 @@ absl::Status CaseLedger::TakeQuestion(
   return absl::OkStatus();
 }
 
-absl::Status CaseLedger::TakeEvidence(GroupWriter& writer,
-                                      const v1::Body& body,
+absl::Status CaseLedger::TakeEvidence(GroupWriter& writer, const v1::Body& body,
                                       const v1::OpenEvidence& open) {
   const v1::EvidenceView& view = open.view();
   CASELINK_RETURN_IF_ERROR(CheckId("evidence_id", view.evidence_id()));
@@ -672,18 +658,17 @@ absl::Status CaseLedger::TakeEvidenceStep(GroupWriter& writer,
   }
   if (!IsRequesterStep(step)) {
     return absl::PermissionDeniedError(
-        Cat("evidence request ", step.evidence_id(), ": step ",
-            StepName(step), " cannot be asked for by another node"));
+        Cat("evidence request ", step.evidence_id(), ": step ", StepName(step),
+            " cannot be asked for by another node"));
   }
   StepContext context = ContextAt(writer.now());
   CASELINK_RETURN_IF_ERROR(
       ApplyEvidenceStep(*record, step, body.sender(), context));
   v1::WorkflowPayload payload;
   *payload.mutable_evidence_view() = record->view();
-  CASELINK_RETURN_IF_ERROR(Send(writer, record->view().requester(),
-                                v1::MESSAGE_KIND_CASE_STATUS,
-                                record->view().case_id(),
-                                record->view().priority(), payload));
+  CASELINK_RETURN_IF_ERROR(
+      Send(writer, record->view().requester(), v1::MESSAGE_KIND_CASE_STATUS,
+           record->view().case_id(), record->view().priority(), payload));
   SaveEvidence(writer, *record);
   return absl::OkStatus();
 }
@@ -888,15 +873,14 @@ void CaseLedger::RecordPassedLimits(absl::Time now) {
           }
           v1::WorkflowPayload payload;
           *payload.mutable_evidence_view() = record->view();
-          CASELINK_RETURN_IF_ERROR(Send(writer, record->view().requester(),
-                                        v1::MESSAGE_KIND_CASE_STATUS,
-                                        record->view().case_id(),
-                                        record->view().priority(), payload));
+          CASELINK_RETURN_IF_ERROR(Send(
+              writer, record->view().requester(), v1::MESSAGE_KIND_CASE_STATUS,
+              record->view().case_id(), record->view().priority(), payload));
           SaveEvidence(writer, *record);
           deps_.counters->Add("time_limits_passed");
-          deps_.log->Info("time_limit_passed",
-                          {{"evidence", id},
-                           {"next", "listed by caselink due until met"}});
+          deps_.log->Info(
+              "time_limit_passed",
+              {{"evidence", id}, {"next", "listed by caselink due until met"}});
         }
         return absl::OkStatus();
       },

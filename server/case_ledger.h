@@ -111,8 +111,7 @@ class CaseLedger {
   // Seals `payload` to `recipient` and stages it in the group.
   absl::Status Send(GroupWriter& writer, const std::string& recipient,
                     v1::MessageKind kind, const std::string& case_id,
-                    v1::Priority priority,
-                    const v1::WorkflowPayload& payload);
+                    v1::Priority priority, const v1::WorkflowPayload& payload);
   // Sends the owner's view of a referral to every other node that follows
   // it.
   absl::Status Publish(GroupWriter& writer, const store::v1::CaseRecord& record,

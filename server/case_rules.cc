@@ -312,8 +312,8 @@ absl::Status CheckReferral(const v1::Referral& referral) {
 
 v1::Priority PriorityOf(const v1::Referral& referral) {
   if (referral.case_type() == v1::CASE_TYPE_UNPAID_WAGES ||
-      referral.case_type() == v1::CASE_TYPE_WORK_INJURY ||
-      referral.urgent() || referral.applicants_size() > 1) {
+      referral.case_type() == v1::CASE_TYPE_WORK_INJURY || referral.urgent() ||
+      referral.applicants_size() > 1) {
     return v1::PRIORITY_GREEN_CHANNEL;
   }
   return v1::PRIORITY_ORDINARY;
@@ -358,16 +358,26 @@ const std::string& OwnerOf(const v1::CaseView& view) {
 std::string_view StepName(const v1::ReferralStep& step) {
   using S = v1::ReferralStep;
   switch (step.step_case()) {
-    case S::kAccept: return "accept";
-    case S::kReject: return "reject";
-    case S::kRequestMaterials: return "request_materials";
-    case S::kSupplement: return "supplement";
-    case S::kAssign: return "assign";
-    case S::kClose: return "close";
-    case S::kWithdraw: return "withdraw";
-    case S::kEscalate: return "escalate";
-    case S::kRoute: return "route";
-    case S::STEP_NOT_SET: break;
+    case S::kAccept:
+      return "accept";
+    case S::kReject:
+      return "reject";
+    case S::kRequestMaterials:
+      return "request_materials";
+    case S::kSupplement:
+      return "supplement";
+    case S::kAssign:
+      return "assign";
+    case S::kClose:
+      return "close";
+    case S::kWithdraw:
+      return "withdraw";
+    case S::kEscalate:
+      return "escalate";
+    case S::kRoute:
+      return "route";
+    case S::STEP_NOT_SET:
+      break;
   }
   return "none";
 }
@@ -375,12 +385,18 @@ std::string_view StepName(const v1::ReferralStep& step) {
 std::string_view StepName(const v1::EvidenceStep& step) {
   using S = v1::EvidenceStep;
   switch (step.step_case()) {
-    case S::kAccept: return "accept";
-    case S::kDecline: return "decline";
-    case S::kProgress: return "progress";
-    case S::kResult: return "result";
-    case S::kConfirm: return "confirm";
-    case S::STEP_NOT_SET: break;
+    case S::kAccept:
+      return "accept";
+    case S::kDecline:
+      return "decline";
+    case S::kProgress:
+      return "progress";
+    case S::kResult:
+      return "result";
+    case S::kConfirm:
+      return "confirm";
+    case S::STEP_NOT_SET:
+      break;
   }
   return "none";
 }
@@ -452,8 +468,7 @@ absl::Status CheckOriginStep(const v1::CaseView& view,
   return absl::OkStatus();
 }
 
-absl::Status ApplyReferralStep(CaseRecord& record,
-                               const v1::ReferralStep& step,
+absl::Status ApplyReferralStep(CaseRecord& record, const v1::ReferralStep& step,
                                const std::string& actor,
                                const StepContext& context) {
   CASELINK_RETURN_IF_ERROR(CheckReferralFields(step));
@@ -468,8 +483,7 @@ absl::Status ApplyReferralStep(CaseRecord& record,
   if (!ReferralStateAllows(record, step)) {
     return StateRefuses(StepName(step), ReferralStateName(current.state()));
   }
-  const StageLimits& limits =
-      LimitsFor(*context.config, current.priority());
+  const StageLimits& limits = LimitsFor(*context.config, current.priority());
   using S = v1::ReferralStep;
   if (step.has_accept()) {
     if (step.accept().materials_to_follow() &&
@@ -581,8 +595,8 @@ absl::Status ApplyReferralStep(CaseRecord& record,
   return absl::OkStatus();
 }
 
-void MarkTransferred(CaseRecord& record, const std::string& to,
-                     absl::Time now, const std::string& by) {
+void MarkTransferred(CaseRecord& record, const std::string& to, absl::Time now,
+                     const std::string& by) {
   v1::CaseView& view = *record.mutable_view();
   view.set_state(v1::REFERRAL_STATE_TRANSFERRED);
   view.set_handler(to);
@@ -595,8 +609,7 @@ void MarkTransferred(CaseRecord& record, const std::string& to,
 EvidenceRecord OpenEvidence(const std::string& evidence_id,
                             const std::string& case_id,
                             const std::string& requester,
-                            const std::string& collector,
-                            v1::Priority priority,
+                            const std::string& collector, v1::Priority priority,
                             const v1::EvidenceRequest& request,
                             absl::Time now) {
   EvidenceRecord record;
@@ -719,8 +732,7 @@ absl::Status ApplyEvidenceStep(EvidenceRecord& record,
       view.set_state(v1::EVIDENCE_STATE_DECLINED);
       view.set_reason(step.decline().reason());
       view.clear_deadlines();
-      AddEvent(events, context.now, actor, "declined",
-               step.decline().reason());
+      AddEvent(events, context.now, actor, "declined", step.decline().reason());
       break;
     case S::kProgress:
       view.set_state(v1::EVIDENCE_STATE_IN_PROGRESS);
@@ -736,8 +748,7 @@ absl::Status ApplyEvidenceStep(EvidenceRecord& record,
       break;
     case S::kConfirm:
       view.set_state(v1::EVIDENCE_STATE_CONFIRMED);
-      AddEvent(events, context.now, actor, "confirmed",
-               step.confirm().note());
+      AddEvent(events, context.now, actor, "confirmed", step.confirm().note());
       break;
     case S::STEP_NOT_SET:
       break;
@@ -778,9 +789,9 @@ bool RecordPassed(Record& record, absl::Time now, const std::string& self) {
   return changed;
 }
 
-void AddDue(const v1::Deadline& deadline, absl::Time now,
-            absl::Duration within, const std::string& self,
-            v1::DueItem prototype, std::vector<v1::DueItem>* items) {
+void AddDue(const v1::Deadline& deadline, absl::Time now, absl::Duration within,
+            const std::string& self, v1::DueItem prototype,
+            std::vector<v1::DueItem>* items) {
   absl::Time due = FromTimestamp(deadline.due());
   if (due > now + within) return;
   prototype.set_stage(deadline.stage());
@@ -803,9 +814,8 @@ bool RecordPassedLimits(EvidenceRecord& record, absl::Time now,
   return RecordPassed(record, now, self);
 }
 
-void CollectDue(const v1::CaseView& view, absl::Time now,
-                absl::Duration within, const std::string& self,
-                std::vector<v1::DueItem>* items) {
+void CollectDue(const v1::CaseView& view, absl::Time now, absl::Duration within,
+                const std::string& self, std::vector<v1::DueItem>* items) {
   v1::DueItem item;
   item.set_id(view.case_id());
   item.set_case_id(view.case_id());

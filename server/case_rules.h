@@ -116,13 +116,10 @@ void MarkTransferred(store::v1::CaseRecord& record, const std::string& to,
                      absl::Time now, const std::string& by);
 
 // A new evidence request at the requester: state requested, version 1.
-store::v1::EvidenceRecord OpenEvidence(const std::string& evidence_id,
-                                       const std::string& case_id,
-                                       const std::string& requester,
-                                       const std::string& collector,
-                                       v1::Priority priority,
-                                       const v1::EvidenceRequest& request,
-                                       absl::Time now);
+store::v1::EvidenceRecord OpenEvidence(
+    const std::string& evidence_id, const std::string& case_id,
+    const std::string& requester, const std::string& collector,
+    v1::Priority priority, const v1::EvidenceRequest& request, absl::Time now);
 
 // Validates what the requester asks for: InvalidArgument naming the field.
 [[nodiscard]] absl::Status CheckEvidenceRequest(
@@ -151,9 +148,8 @@ bool RecordPassedLimits(store::v1::EvidenceRecord& record, absl::Time now,
 
 // Appends the record's time limits that have passed or fall due within
 // `within` of `now`.
-void CollectDue(const v1::CaseView& view, absl::Time now,
-                absl::Duration within, const std::string& self,
-                std::vector<v1::DueItem>* items);
+void CollectDue(const v1::CaseView& view, absl::Time now, absl::Duration within,
+                const std::string& self, std::vector<v1::DueItem>* items);
 void CollectDue(const v1::EvidenceView& view, absl::Time now,
                 absl::Duration within, const std::string& self,
                 std::vector<v1::DueItem>* items);

@@ -125,7 +125,8 @@ grpc::ServerUnaryReactor* CaseServiceImpl::StepReferral(
   absl::Status checked = Admit(context, "StepReferral");
   v1::ReferralStep step = request->step();
   if (checked.ok() && step.has_route()) {
-    checked = NormalizeField("step.route.to", step.mutable_route()->mutable_to());
+    checked =
+        NormalizeField("step.route.to", step.mutable_route()->mutable_to());
   }
   if (checked.ok() && step.has_escalate() &&
       !step.escalate().contender().empty()) {
@@ -182,7 +183,8 @@ grpc::ServerUnaryReactor* CaseServiceImpl::ListCases(
       view.clear_events();
       *response->add_cases() = std::move(view);
     }
-    if (more) response->set_next_page_token(response->cases().rbegin()->case_id());
+    if (more)
+      response->set_next_page_token(response->cases().rbegin()->case_id());
     return absl::OkStatus();
   });
 }

@@ -39,10 +39,9 @@ class CaseServiceImpl final : public v1::CaseService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::CreateReferralRequest* request,
       v1::CaseResponse* response) override;
-  grpc::ServerUnaryReactor* StepReferral(
-      grpc::CallbackServerContext* context,
-      const v1::StepReferralRequest* request,
-      v1::CaseResponse* response) override;
+  grpc::ServerUnaryReactor* StepReferral(grpc::CallbackServerContext* context,
+                                         const v1::StepReferralRequest* request,
+                                         v1::CaseResponse* response) override;
   grpc::ServerUnaryReactor* GetCase(grpc::CallbackServerContext* context,
                                     const v1::GetCaseRequest* request,
                                     v1::GetCaseResponse* response) override;

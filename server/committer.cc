@@ -107,9 +107,8 @@ class Committer::StagedWriter final : public GroupWriter {
     *body.mutable_created_at() =
         google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
             absl::ToUnixMicros(group_.now));
-    CASELINK_ASSIGN_OR_RETURN(std::string hop,
-                              committer_.options_.router->NextHop(
-                                  body.recipient()));
+    CASELINK_ASSIGN_OR_RETURN(
+        std::string hop, committer_.options_.router->NextHop(body.recipient()));
     bodies_.push_back({std::move(body), "", std::move(hop), /*track=*/true});
     return absl::OkStatus();
   }
@@ -201,10 +200,9 @@ void Committer::Run() {
       // signature and one fsync then serve many messages, which at middling
       // rates costs far less than the wait.
       auto full = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return stopping_ ||
-               submissions_.size() + arrivals_.size() + verdicts_.size() +
-                       changes_.size() >=
-                   kLingerUntil;
+        return stopping_ || submissions_.size() + arrivals_.size() +
+                                    verdicts_.size() + changes_.size() >=
+                                kLingerUntil;
       };
       if (!full()) mu_.AwaitWithTimeout(absl::Condition(&full), kLinger);
       if (stopping_ && submissions_.empty() && arrivals_.empty() &&

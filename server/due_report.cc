@@ -20,12 +20,9 @@ bool IsBelow(const std::string& code, const std::string& self) {
 
 }  // namespace
 
-absl::StatusOr<v1::ListDueResponse> ReportDue(const CaseLedger& ledger,
-                                              const LinkSet& links,
-                                              const std::string& self,
-                                              absl::Time now,
-                                              absl::Duration within,
-                                              bool subtree) {
+absl::StatusOr<v1::ListDueResponse> ReportDue(
+    const CaseLedger& ledger, const LinkSet& links, const std::string& self,
+    absl::Time now, absl::Duration within, bool subtree) {
   CASELINK_ASSIGN_OR_RETURN(std::vector<v1::DueItem> own,
                             ledger.ListDue(now, within));
   v1::ListDueResponse response;

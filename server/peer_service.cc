@@ -4,9 +4,9 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "core/division_code.h"
 #include "core/grpc_status.h"
 #include "core/strings.h"
-#include "core/division_code.h"
 #include "server/caller.h"
 #include "server/due_report.h"
 
