@@ -371,6 +371,72 @@ TEST_F(CaseWorkflowTest, IllegalStepsAreRefusedNamingTheStateOrField) {
   EXPECT_EQ(view.version(), 2u);
 }
 
+TEST_F(CaseWorkflowTest, JurisdictionQuestionGoesToTheSuperiorWhichRoutesIt) {
+  v1::CreateReferralRequest create;
+  create.set_handler("510104");
+  *create.mutable_referral() = GroupWagesReferral();
+  auto created = origin_->CreateReferral(create);
+  ASSERT_TRUE(created.ok()) << created.status();
+  const std::string case_id = created->case_view().case_id();
+  Converged(case_id, v1::REFERRAL_STATE_RECEIVED);
+
+  // Jinjiang cannot take it. Across provinces no node stands above both
+  // bureaus, so Sichuan, the handler's province, decides.
+  v1::ReferralStep escalate;
+  escalate.mutable_escalate()->set_reason("employer registered in Chengdu");
+  auto asked = handler_->StepReferral(case_id, escalate);
+  ASSERT_TRUE(asked.ok()) << asked.status();
+  EXPECT_EQ(asked->case_view().arbiter(), kSichuan);
+  Converged(case_id, v1::REFERRAL_STATE_JURISDICTION_QUESTION);
+  auto province = Client(kSichuan);
+  ASSERT_NE(province, nullptr);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return View(*province, case_id).state() ==
+               v1::REFERRAL_STATE_JURISDICTION_QUESTION;
+      },
+      absl::Seconds(20)));
+
+  // Jinjiang may not decide the question itself.
+  v1::ReferralStep route;
+  route.mutable_route()->set_to("5101");
+  route.mutable_route()->set_reason("the employer is in Chengdu proper");
+  EXPECT_EQ(handler_->StepReferral(case_id, route).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(province->StepReferral(case_id, route).ok());
+
+  // Chengdu now handles it; the origin follows Chengdu, and Jinjiang's copy
+  // says where the case went.
+  auto chengdu = Client(kChengdu);
+  ASSERT_NE(chengdu, nullptr);
+  v1::CaseView view;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        view = View(*chengdu, case_id);
+        return view.state() == v1::REFERRAL_STATE_RECEIVED &&
+               MessageDifferencer::Equals(view, View(*origin_, case_id));
+      },
+      absl::Seconds(20)))
+      << view.DebugString() << View(*origin_, case_id).DebugString();
+  EXPECT_EQ(view.handler(), kChengdu);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return View(*handler_, case_id).state() ==
+               v1::REFERRAL_STATE_TRANSFERRED;
+      },
+      absl::Seconds(20)));
+  EXPECT_EQ(View(*handler_, case_id).handler(), kChengdu);
+
+  v1::ReferralStep accept;
+  accept.mutable_accept();
+  ASSERT_TRUE(chengdu->StepReferral(case_id, accept).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return View(*origin_, case_id).state() == v1::REFERRAL_STATE_ACCEPTED;
+      },
+      absl::Seconds(20)));
+}
+
 class TimeLimitTest : public CaseWorkflowTest {
  protected:
   TimeLimitTest() { short_limits_ = true; }
