@@ -41,6 +41,9 @@ class NodeClient {
   static std::unique_ptr<NodeClient> ForChannel(
       std::shared_ptr<grpc::Channel> channel);
 
+  // The channel, for stubs of other services on the same connection.
+  const std::shared_ptr<grpc::Channel>& channel() const { return channel_; }
+
   // The node's identity, its peer links and its counters.
   [[nodiscard]] absl::StatusOr<v1::GetStatusResponse> GetStatus(
       absl::Duration timeout = absl::Seconds(10));

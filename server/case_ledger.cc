@@ -113,15 +113,43 @@ absl::StatusOr<std::optional<EvidenceRecord>> CaseLedger::LoadEvidence(
                               Cat("evidence request ", evidence_id));
 }
 
-void CaseLedger::SaveCase(GroupWriter& writer, const CaseRecord& record) {
-  writer.Put(Family::kCases, CaseKey(record.view().case_id()),
+void CaseLedger::SaveCase(GroupWriter& writer, const CaseRecord& record,
+                          v1::AuditEventKind kind) {
+  const v1::CaseView& view = record.view();
+  writer.Put(Family::kCases, CaseKey(view.case_id()),
              record.SerializeAsString());
+  v1::AuditEvent event;
+  event.set_kind(kind);
+  event.set_case_id(view.case_id());
+  event.set_peer(view.origin() == deps_.self->code ? view.handler()
+                                                   : view.origin());
+  event.set_state(ReferralStateName(view.state()));
+  // Event names and versions only: reasons and notes are the operators'
+  // free text and may name people.
+  event.set_detail(Cat("version ", view.version(), ": ",
+                       view.events().empty()
+                           ? std::string()
+                           : view.events().rbegin()->name()));
+  writer.Audit(std::move(event));
 }
 
-void CaseLedger::SaveEvidence(GroupWriter& writer,
-                              const EvidenceRecord& record) {
-  writer.Put(Family::kCases, EvidenceKey(record.view().evidence_id()),
+void CaseLedger::SaveEvidence(GroupWriter& writer, const EvidenceRecord& record,
+                              v1::AuditEventKind kind) {
+  const v1::EvidenceView& view = record.view();
+  writer.Put(Family::kCases, EvidenceKey(view.evidence_id()),
              record.SerializeAsString());
+  v1::AuditEvent event;
+  event.set_kind(kind);
+  event.set_case_id(view.case_id());
+  event.set_peer(view.requester() == deps_.self->code ? view.collector()
+                                                      : view.requester());
+  event.set_state(EvidenceStateName(view.state()));
+  event.set_detail(Cat("evidence ", view.evidence_id(), " version ",
+                       view.version(), ": ",
+                       view.events().empty()
+                           ? std::string()
+                           : view.events().rbegin()->name()));
+  writer.Audit(std::move(event));
 }
 
 absl::Status CaseLedger::Send(GroupWriter& writer, const std::string& recipient,
@@ -857,7 +885,7 @@ void CaseLedger::RecordPassedLimits(absl::Time now) {
           }
           CASELINK_RETURN_IF_ERROR(
               Publish(writer, *record, v1::MESSAGE_KIND_CASE_STATUS));
-          SaveCase(writer, *record);
+          SaveCase(writer, *record, v1::AUDIT_EVENT_KIND_TIME_LIMIT_PASSED);
           deps_.counters->Add("time_limits_passed");
           deps_.log->Info("time_limit_passed",
                           {{"case", id},
@@ -876,7 +904,8 @@ void CaseLedger::RecordPassedLimits(absl::Time now) {
           CASELINK_RETURN_IF_ERROR(Send(
               writer, record->view().requester(), v1::MESSAGE_KIND_CASE_STATUS,
               record->view().case_id(), record->view().priority(), payload));
-          SaveEvidence(writer, *record);
+          SaveEvidence(writer, *record,
+                       v1::AUDIT_EVENT_KIND_TIME_LIMIT_PASSED);
           deps_.counters->Add("time_limits_passed");
           deps_.log->Info(
               "time_limit_passed",

@@ -121,9 +121,13 @@ class CaseLedger {
       GroupWriter& writer, const std::string& case_id) const;
   absl::StatusOr<std::optional<store::v1::EvidenceRecord>> LoadEvidence(
       GroupWriter& writer, const std::string& evidence_id) const;
-  void SaveCase(GroupWriter& writer, const store::v1::CaseRecord& record);
-  void SaveEvidence(GroupWriter& writer,
-                    const store::v1::EvidenceRecord& record);
+  // Writes the record and logs its new state.
+  void SaveCase(
+      GroupWriter& writer, const store::v1::CaseRecord& record,
+      v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE);
+  void SaveEvidence(
+      GroupWriter& writer, const store::v1::EvidenceRecord& record,
+      v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE);
   // Open cases per lawyer among the cases this node handles.
   absl::StatusOr<absl::flat_hash_map<std::string, int>> LawyerLoad(
       GroupWriter& writer) const;

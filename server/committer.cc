@@ -72,6 +72,7 @@ struct Committer::Group {
   // Sent states read or changed in this group, by message id.
   std::map<std::string, SentState> sent;
   std::vector<Unsigned> unsigned_bodies;
+  std::vector<v1::AuditEvent> audit;
   // Called with the commit's outcome, in order.
   std::vector<std::function<void(const absl::Status&)>> finish;
   // Per next hop: the smallest outbox key added and how many were.
@@ -113,6 +114,10 @@ class Committer::StagedWriter final : public GroupWriter {
     return absl::OkStatus();
   }
 
+  void Audit(v1::AuditEvent event) override {
+    audit_.push_back(std::move(event));
+  }
+
   absl::Time now() const override { return group_.now; }
 
   // Moves what was staged into the group.
@@ -124,8 +129,12 @@ class Committer::StagedWriter final : public GroupWriter {
     for (Group::Unsigned& body : bodies_) {
       group_.unsigned_bodies.push_back(std::move(body));
     }
+    for (v1::AuditEvent& event : audit_) {
+      group_.audit.push_back(std::move(event));
+    }
     puts_.clear();
     bodies_.clear();
+    audit_.clear();
   }
 
  private:
@@ -138,6 +147,7 @@ class Committer::StagedWriter final : public GroupWriter {
   Group& group_;
   std::vector<StagedPut> puts_;
   std::vector<Group::Unsigned> bodies_;
+  std::vector<v1::AuditEvent> audit_;
 };
 
 Committer::Committer(CommitterOptions options) : options_(std::move(options)) {}
@@ -181,6 +191,15 @@ void Committer::Apply(Change change,
                       std::function<void(const absl::Status&)> done) {
   absl::MutexLock lock(&mu_);
   changes_.push_back({std::move(change), std::move(done)});
+}
+
+void Committer::AuditOnly(v1::AuditEvent event) {
+  Apply(
+      [event = std::move(event)](GroupWriter& writer) {
+        writer.Audit(event);
+        return absl::OkStatus();
+      },
+      [](const absl::Status&) {});
 }
 
 void Committer::Run() {
@@ -278,10 +297,18 @@ void Committer::Process(std::vector<Submission> submissions,
   }
 
   absl::Status status = SignAndQueue(group);
+  if (status.ok()) status = AppendAudit(group);
   if (status.ok()) {
     group.batch.Put(Family::kMeta, kOutboxSeqKey, SeqKey(outbox_seq_));
     group.batch.Put(Family::kMeta, kInboxSeqKey, SeqKey(inbox_seq_));
     status = options_.store->Commit(group.batch);
+  }
+  if (options_.audit_log != nullptr) {
+    if (status.ok()) {
+      options_.audit_log->Committed();
+    } else {
+      options_.audit_log->Discard();
+    }
   }
   if (!status.ok()) {
     options_.log->Error("store_write_failed",
@@ -349,6 +376,8 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
       routing->set_hop_limit(routing->hop_limit() - 1);
       Queue(group, *hop, body.priority(), std::move(entry));
       options_.counters->Add("relayed");
+      Audit(group, v1::AUDIT_EVENT_KIND_RELAYED, body, *hop,
+            Cat("from ", arrival.from_peer));
     }
   } else if (body.kind() == v1::MESSAGE_KIND_RECEIPT) {
     verdict = TakeReceipt(group, arrival);
@@ -360,7 +389,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
       StagedWriter writer(*this, group);
       absl::StatusOr<bool> taken = options_.arrival_hook(body, writer);
       if (!taken.ok()) {
-        reply(RefuseArrival(arrival, taken.status()));
+        reply(RefuseArrival(group, arrival, taken.status()));
         return;
       }
       writer.Keep();
@@ -408,18 +437,23 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
                              {"error", hop.status().ToString()}});
     }
     options_.counters->Add("received");
+    Audit(group, v1::AUDIT_EVENT_KIND_RECEIVED, body, body.sender(),
+          Cat("from ", arrival.from_peer));
   }
   if (verdict.ok()) {
     group.batch.Put(Family::kDedup, id, expiry);
   } else {
-    verdict = RefuseArrival(arrival, verdict);
+    verdict = RefuseArrival(group, arrival, verdict);
   }
   reply(verdict);
 }
 
-absl::Status Committer::RefuseArrival(const Arrival& arrival,
+absl::Status Committer::RefuseArrival(Group& group, const Arrival& arrival,
                                       absl::Status verdict) {
   options_.counters->Add("refused_after_intake");
+  Audit(group, v1::AUDIT_EVENT_KIND_REFUSAL, arrival.body, arrival.from_peer,
+        Cat(absl::StatusCodeToString(verdict.code()), ": ",
+            View(verdict.message())));
   options_.log->Warning("envelope_refused",
                         {{"message", MessageIdText(arrival.body.message_id())},
                          {"peer", arrival.from_peer},
@@ -456,6 +490,12 @@ absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
   group.batch.Put(Family::kMessages, SentKey(receipt.message_id()),
                   state->SerializeAsString());
   options_.counters->Add("delivered");
+  v1::Body delivered;
+  delivered.set_message_id(receipt.message_id());
+  delivered.set_kind(state->kind());
+  delivered.set_case_id(state->case_id());
+  Audit(group, v1::AUDIT_EVENT_KIND_RECEIPT, delivered, body.sender(),
+        "receipt verified");
   return absl::OkStatus();
 }
 
@@ -479,6 +519,12 @@ absl::Status Committer::TakeUndeliverable(Group& group,
   group.batch.Put(Family::kMessages, SentKey(report.message_id()),
                   state->SerializeAsString());
   options_.counters->Add("undeliverable");
+  v1::Body given_up;
+  given_up.set_message_id(report.message_id());
+  given_up.set_kind(state->kind());
+  given_up.set_case_id(state->case_id());
+  Audit(group, v1::AUDIT_EVENT_KIND_UNDELIVERABLE, given_up,
+        arrival.body.sender(), report.reason());
   return absl::OkStatus();
 }
 
@@ -513,6 +559,8 @@ void Committer::ReportUndeliverable(Group& group, const v1::Body& original,
   content->set_message_id(original.message_id());
   content->set_reported_by(options_.self);
   content->set_reason(std::move(reason));
+  Audit(group, v1::AUDIT_EVENT_KIND_UNDELIVERABLE, original, original.sender(),
+        report.undeliverable().reason());
   group.unsigned_bodies.push_back({std::move(report), "", *hop, false});
   options_.counters->Add("undeliverable_reported");
 }
@@ -539,12 +587,20 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
   if (!state.ok() || *state == nullptr) return;
   SentState* sent = *state;
   if (sent->state() != v1::DELIVERY_STATE_QUEUED) return;
+  v1::Body acknowledged;
+  acknowledged.set_message_id(verdict.message_id);
+  acknowledged.set_kind(sent->kind());
+  acknowledged.set_case_id(sent->case_id());
   if (verdict.code == 0) {
     sent->set_state(v1::DELIVERY_STATE_ACKNOWLEDGED);
+    Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, acknowledged,
+          verdict.peer);
   } else {
     sent->set_state(v1::DELIVERY_STATE_REJECTED);
     sent->set_reason(verdict.reason);
     options_.counters->Add("rejected_by_next_hop");
+    Audit(group, v1::AUDIT_EVENT_KIND_REFUSAL, acknowledged, verdict.peer,
+          Cat("refused by the next hop: ", verdict.reason));
   }
   sent->set_updated_unix_micros(NowMicros());
   group.batch.Put(Family::kMessages, SentKey(verdict.message_id),
@@ -609,7 +665,35 @@ absl::Status Committer::SignAndQueue(Group& group) {
       group.batch.Put(Family::kMessages, SentKey(id),
                       state.SerializeAsString());
       group.batch.Put(Family::kMessages, SentIndexKey(now, id), "");
+      Audit(group, v1::AUDIT_EVENT_KIND_SUBMITTED, item.body,
+            item.body.recipient(), Cat("queued for ", item.next_hop));
     }
+  }
+  return absl::OkStatus();
+}
+
+void Committer::Audit(Group& group, v1::AuditEventKind kind,
+                      const v1::Body& body, std::string peer,
+                      std::string detail) {
+  if (options_.audit_log == nullptr) return;
+  v1::AuditEvent event;
+  event.set_kind(kind);
+  event.set_message_id(body.message_id());
+  event.set_message_kind(body.kind());
+  event.set_case_id(body.case_id());
+  event.set_peer(std::move(peer));
+  event.set_detail(std::move(detail));
+  group.audit.push_back(std::move(event));
+}
+
+absl::Status Committer::AppendAudit(Group& group) {
+  if (options_.audit_log == nullptr) return absl::OkStatus();
+  const auto at = google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(
+      absl::ToUnixMicros(group.now));
+  for (v1::AuditEvent& event : group.audit) {
+    if (!event.has_at()) *event.mutable_at() = at;
+    CASELINK_RETURN_IF_ERROR(
+        options_.audit_log->Append(group.batch, std::move(event)).status());
   }
   return absl::OkStatus();
 }

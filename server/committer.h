@@ -20,10 +20,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "caselink/store/v1/records.pb.h"
+#include "caselink/v1/audit.pb.h"
 #include "caselink/v1/envelope.pb.h"
 #include "caselink/v1/peer.pb.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "server/audit_log.h"
 #include "server/counters.h"
 #include "server/router.h"
 #include "storage/store.h"
@@ -57,6 +59,9 @@ class GroupWriter {
   // creation time are filled in. NotFound-like errors of the router
   // (no route) come back here.
   [[nodiscard]] virtual absl::Status Send(v1::Body body) = 0;
+  // Stages an event for this node's audit log; its index, node and time
+  // are filled in when the group is written.
+  virtual void Audit(v1::AuditEvent event) = 0;
   // The time this group is stamped with.
   virtual absl::Time now() const = 0;
 };
@@ -113,6 +118,9 @@ struct CommitterOptions {
   OutboxListener* listener = nullptr;
   // Optional.
   ArrivalHook arrival_hook;
+  // Optional: where every event the committer writes is logged, in the
+  // same batch.
+  AuditLog* audit_log = nullptr;
   absl::Duration dedup_retention = absl::Hours(24 * 30);
   uint32_t hop_limit = 16;
   // Most items taken into one group.
@@ -139,6 +147,9 @@ class Committer {
   // Runs `change` in the next group; `done` has the change's own error, or
   // the outcome of the write.
   void Apply(Change change, std::function<void(const absl::Status&)> done);
+  // Logs `event` in the next group, for events that change nothing else
+  // (an envelope refused at intake, say).
+  void AuditOnly(v1::AuditEvent event);
 
  private:
   struct Group;
@@ -155,7 +166,8 @@ class Committer {
                std::vector<PendingChange> changes);
   void TakeArrival(Group& group, Arrival& arrival);
   // Logs and counts a refusal after intake; returns `verdict`.
-  absl::Status RefuseArrival(const Arrival& arrival, absl::Status verdict);
+  absl::Status RefuseArrival(Group& group, const Arrival& arrival,
+                             absl::Status verdict);
   absl::Status TakeReceipt(Group& group, const Arrival& arrival);
   absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
   // Queues a signed report to `original`'s sender that this node gave up
@@ -164,6 +176,11 @@ class Committer {
                            std::string reason);
   void TakeVerdict(Group& group, const HopVerdict& verdict);
   absl::Status SignAndQueue(Group& group);
+  // Stages an audit event about `body`.
+  void Audit(Group& group, v1::AuditEventKind kind, const v1::Body& body,
+             std::string peer, std::string detail = "");
+  // Appends the group's audit events to the log, in its batch.
+  absl::Status AppendAudit(Group& group);
   // Adds `entry` to the outbox of `peer`; returns its key.
   std::string Queue(Group& group, const std::string& peer,
                     v1::Priority priority, store::v1::OutboxEntry entry);

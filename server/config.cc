@@ -285,7 +285,7 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(ConfigSection top, ConfigSection::ParseFile(path));
   CASELINK_RETURN_IF_ERROR(top.AllowOnly(
       {"node", "listen", "data_dir", "tls", "signing", "sealing", "directory",
-       "peers", "delivery", "workflow", "log_level"}));
+       "peers", "delivery", "workflow", "audit", "log_level"}));
   NodeConfig config;
 
   CASELINK_ASSIGN_OR_RETURN(auto node, top.Section("node"));
@@ -358,6 +358,17 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   CASELINK_ASSIGN_OR_RETURN(auto workflow, top.Section("workflow"));
   if (workflow) {
     CASELINK_RETURN_IF_ERROR(ReadWorkflow(*workflow, &config.workflow));
+  }
+
+  CASELINK_ASSIGN_OR_RETURN(auto audit, top.Section("audit"));
+  if (audit) {
+    CASELINK_RETURN_IF_ERROR(audit->AllowOnly({"head_interval_seconds"}));
+    CASELINK_ASSIGN_OR_RETURN(
+        uint64_t seconds, audit->UnsignedOr("head_interval_seconds", 60, 86400));
+    if (seconds == 0) {
+      return audit->Error("head_interval_seconds", "must be at least 1");
+    }
+    config.audit_head_interval = absl::Seconds(static_cast<int64_t>(seconds));
   }
 
   CASELINK_ASSIGN_OR_RETURN(auto level, top.OptionalString("log_level"));

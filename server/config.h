@@ -31,6 +31,8 @@
 //     retry_initial_ms: 200
 //     retry_max_ms: 30000
 //   workflow: ...                    # optional; see workflow_config.h
+//   audit:                           # optional
+//     head_interval_seconds: 60
 //   log_level: info
 //
 // Relative paths are taken relative to the directory of the file.
@@ -87,6 +89,9 @@ struct NodeConfig {
   std::vector<PeerConfig> peers;
   DeliveryConfig delivery;
   WorkflowConfig workflow;
+  // How often the node signs a head of its audit log and checks its
+  // peers' heads.
+  absl::Duration audit_head_interval = absl::Seconds(60);
   LogLevel log_level = LogLevel::kInfo;
 };
 

@@ -370,4 +370,15 @@ std::vector<DirectoryLink> Directory::LinksOf(const std::string& code) const {
   return links;
 }
 
+absl::StatusOr<std::string> Directory::AddressOf(
+    const std::string& code) const {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [province, directory] : parsed_) {
+    for (const v1::DirectoryNode& node : directory.nodes()) {
+      if (node.code() == code) return node.address();
+    }
+  }
+  return absl::NotFoundError(Cat("no directory lists node ", code));
+}
+
 }  // namespace caselink::server

@@ -76,6 +76,10 @@ class Directory {
   [[nodiscard]] absl::StatusOr<SealingPublicKey> SealingKeyOf(
       const std::string& code) const;
 
+  // The address the directory gives for node `code`, or NotFound.
+  [[nodiscard]] absl::StatusOr<std::string> AddressOf(
+      const std::string& code) const;
+
   // The links the directory gives this node: its parent, its children,
   // and nodes either side names as a direct link.
   std::vector<DirectoryLink> LinksOf(const std::string& code) const;

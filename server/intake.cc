@@ -49,6 +49,16 @@ absl::Status Intake::Check(const v1::Envelope& envelope,
                    {"peer", tls_peer},
                    {"code", absl::StatusCodeToString(status.code())},
                    {"reason", std::string(View(status.message()))}});
+    if (committer_ != nullptr) {
+      // The body was not verified: only its id is kept, beside the peer
+      // that handed it over.
+      v1::AuditEvent event;
+      event.set_kind(v1::AUDIT_EVENT_KIND_REFUSAL);
+      event.set_message_id(body->message_id().substr(0, 16));
+      event.set_peer(tls_peer);
+      event.set_detail(Cat(absl::StatusCodeToString(status.code()), " at intake"));
+      committer_->AuditOnly(std::move(event));
+    }
   }
   return status;
 }

@@ -22,6 +22,7 @@
 #include "server/config.h"
 #include "server/counters.h"
 #include "server/key_ring.h"
+#include "server/committer.h"
 #include "server/revocations.h"
 
 namespace caselink::server {
@@ -30,14 +31,17 @@ namespace caselink::server {
 class Intake {
  public:
   // Does not take ownership; all must outlive the intake.
+  // Each refusal is logged in the audit log through `committer`, if given.
   Intake(std::string self, const DeliveryConfig& delivery, const KeyRing* keys,
-         const Revocations* revocations, Counters* counters, Logger* log)
+         const Revocations* revocations, Counters* counters, Logger* log,
+         Committer* committer = nullptr)
       : self_(std::move(self)),
         delivery_(delivery),
         keys_(keys),
         revocations_(revocations),
         counters_(counters),
-        log_(log) {}
+        log_(log),
+        committer_(committer) {}
 
   // Checks `envelope`, handed over on a link authenticated as `tls_peer`.
   // On success `body` holds the parsed body.
@@ -54,6 +58,7 @@ class Intake {
   const Revocations* const revocations_;
   Counters* const counters_;
   Logger* const log_;
+  Committer* const committer_;
   SignatureChecker checker_;
 };
 

@@ -50,6 +50,17 @@ absl::Status Node::Open() {
   for (const PeerConfig& peer : config_.peers) peer_codes.push_back(peer.code);
   router_ = std::make_unique<Router>(config_.code, peer_codes);
 
+  audit_log_ = std::make_unique<AuditLog>(
+      store_.get(), HashAlgorithmOf(identity_->signing_key.scheme()),
+      config_.code);
+  CASELINK_RETURN_IF_ERROR(audit_log_->Load());
+  tree_heads_ = std::make_unique<TreeHeads>(audit_log_.get(),
+                                            &identity_->signing_key,
+                                            config_.code,
+                                            identity_->signing_cert_pem);
+  audit_reader_ =
+      std::make_unique<AuditReader>(audit_log_.get(), tree_heads_.get());
+
   CommitterOptions options;
   options.self = config_.code;
   options.signing_key = &identity_->signing_key;
@@ -59,6 +70,7 @@ absl::Status Node::Open() {
   options.counters = &counters_;
   options.listener = this;
   options.dedup_retention = config_.delivery.dedup_retention;
+  options.audit_log = audit_log_.get();
   // The ledger exists before any message can arrive: it is made below,
   // before the server starts.
   options.arrival_hook = [this](const v1::Body& body, GroupWriter& writer) {
@@ -74,7 +86,8 @@ absl::Status Node::Open() {
   CASELINK_RETURN_IF_ERROR(revocations_->Reload());
   intake_ =
       std::make_unique<Intake>(config_.code, config_.delivery, keys_.get(),
-                               revocations_.get(), &counters_, log_);
+                               revocations_.get(), &counters_, log_,
+                               committer_.get());
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
@@ -125,10 +138,23 @@ absl::Status Node::Serve() {
   peer_deps.counters = &counters_;
   peer_deps.log = log_;
   peer_deps.ledger = ledger_.get();
+  peer_deps.audit = audit_reader_.get();
   peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
   operator_service_ = std::make_unique<OperatorServiceImpl>(OperatorServiceDeps{
       identity_.get(), &config_.delivery, links_.get(), directory_.get(),
       revocations_.get(), committer_.get(), store_.get(), &counters_, log_});
+  witness_ = std::make_unique<Witness>(
+      WitnessDeps{config_.code, links_.get(), keys_.get(), committer_.get(),
+                  store_.get(), log_, &counters_});
+  AuditServiceDeps audit_deps;
+  audit_deps.self = identity_.get();
+  audit_deps.revocations = revocations_.get();
+  audit_deps.reader = audit_reader_.get();
+  audit_deps.witness = witness_.get();
+  audit_deps.directory = directory_.get();
+  audit_deps.tls = &tls_;
+  audit_deps.log = log_;
+  audit_service_ = std::make_unique<AuditServiceImpl>(audit_deps);
   case_service_ = std::make_unique<CaseServiceImpl>(
       CaseServiceDeps{identity_.get(), &config_.workflow, links_.get(),
                       revocations_.get(), ledger_.get(), log_});
@@ -147,6 +173,7 @@ absl::Status Node::Serve() {
   builder.RegisterService(peer_service_.get());
   builder.RegisterService(operator_service_.get());
   builder.RegisterService(case_service_.get());
+  builder.RegisterService(audit_service_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
@@ -161,6 +188,7 @@ absl::Status Node::Serve() {
   sweeper_ = std::thread([this] { SweepDedup(); });
   refresher_ = std::thread([this] { RefreshDirectory(); });
   limit_watcher_ = std::thread([this] { WatchTimeLimits(); });
+  audit_watcher_ = std::thread([this] { WatchAuditLogs(); });
   log_->Info("node_started", {{"name", config_.name},
                               {"listen", config_.listen},
                               {"port", Cat(port_)},
@@ -258,6 +286,19 @@ void Node::WatchTimeLimits() {
   }
 }
 
+void Node::WatchAuditLogs() {
+  const absl::Duration interval = config_.audit_head_interval;
+  while (!stopping_.WaitForNotificationWithTimeout(interval)) {
+    auto head = tree_heads_->Latest(/*fresh=*/true);
+    if (!head.ok()) {
+      log_->Error("tree_head_not_signed",
+                  {{"error", head.status().ToString()},
+                   {"next", "trying again at the next interval"}});
+    }
+    witness_->CheckAll();
+  }
+}
+
 void Node::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
@@ -270,6 +311,7 @@ void Node::Shutdown(absl::Duration grace) {
   if (refresher_.joinable()) refresher_.join();
   if (sweeper_.joinable()) sweeper_.join();
   if (limit_watcher_.joinable()) limit_watcher_.join();
+  if (audit_watcher_.joinable()) audit_watcher_.join();
   if (links_ != nullptr) links_->StopAll();
   if (committer_ != nullptr) committer_->Stop();
   links_.reset();

@@ -13,6 +13,8 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "grpcpp/grpcpp.h"
+#include "server/audit_log.h"
+#include "server/audit_service.h"
 #include "server/case_ledger.h"
 #include "server/case_service.h"
 #include "server/committer.h"
@@ -70,6 +72,9 @@ class Node final : public OutboxListener {
   void RefreshDirectoryOnce();
   // Records passed time limits, every workflow check_interval.
   void WatchTimeLimits();
+  // Signs a tree head and witnesses the peers' logs, every audit
+  // head_interval.
+  void WatchAuditLogs();
 
   const NodeConfig config_;
   Logger* const log_;
@@ -88,12 +93,18 @@ class Node final : public OutboxListener {
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<OperatorServiceImpl> operator_service_;
   std::unique_ptr<CaseLedger> ledger_;
+  std::unique_ptr<AuditLog> audit_log_;
+  std::unique_ptr<TreeHeads> tree_heads_;
+  std::unique_ptr<AuditReader> audit_reader_;
+  std::unique_ptr<Witness> witness_;
+  std::unique_ptr<AuditServiceImpl> audit_service_;
   std::unique_ptr<CaseServiceImpl> case_service_;
   std::unique_ptr<grpc::Server> server_;
   absl::Notification stopping_;
   std::thread sweeper_;
   std::thread refresher_;
   std::thread limit_watcher_;
+  std::thread audit_watcher_;
   int port_ = 0;
   // "created" or "opened", for the start-up log line.
   std::string store_state_;

@@ -183,6 +183,32 @@ absl::StatusOr<v1::ListDueResponse> PeerLink::ListDue(
   return response;
 }
 
+absl::StatusOr<v1::GetTreeHeadResponse> PeerLink::TreeHead(
+    absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetTreeHeadRequest request;
+  request.set_fresh(true);
+  v1::GetTreeHeadResponse response;
+  grpc::Status status = stub_->GetTreeHead(&context, request, &response);
+  if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return response;
+}
+
+absl::StatusOr<v1::GetConsistencyProofResponse> PeerLink::Consistency(
+    uint64_t first, uint64_t second, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetConsistencyProofRequest request;
+  request.set_first_tree_size(first);
+  request.set_second_tree_size(second);
+  v1::GetConsistencyProofResponse response;
+  grpc::Status status =
+      stub_->GetConsistencyProof(&context, request, &response);
+  if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return response;
+}
+
 void PeerLink::Run() {
   absl::Duration backoff = delivery_.retry_initial;
   while (true) {

@@ -79,6 +79,13 @@ class PeerLink {
   [[nodiscard]] absl::StatusOr<v1::ListDueResponse> ListDue(
       const v1::ListDueRequest& request, absl::Duration timeout);
 
+  // The peer's latest signed tree head, and a proof that its tree of
+  // `second` leaves extends that of `first`.
+  [[nodiscard]] absl::StatusOr<v1::GetTreeHeadResponse> TreeHead(
+      absl::Duration timeout);
+  [[nodiscard]] absl::StatusOr<v1::GetConsistencyProofResponse> Consistency(
+      uint64_t first, uint64_t second, absl::Duration timeout);
+
   // Cuts the current stream if the peer's TLS certificate has been revoked
   // since it was opened; the next probe then refuses to reconnect.
   void CutIfRevoked();

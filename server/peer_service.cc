@@ -282,6 +282,63 @@ grpc::ServerUnaryReactor* PeerServiceImpl::ListDue(
   return reactor;
 }
 
+namespace {
+
+// Runs `handler` for a caller with a node certificate, if the node keeps an
+// audit log.
+grpc::ServerUnaryReactor* ServeAudit(
+    grpc::CallbackServerContext* context, const PeerServiceDeps& deps,
+    const std::function<absl::Status()>& handler) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "", deps.revocations);
+  absl::Status status = caller.status();
+  if (status.ok() && deps.audit == nullptr) {
+    status = absl::UnimplementedError("this node keeps no audit log");
+  }
+  reactor->Finish(ToGrpcStatus(status.ok() ? handler() : status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetTreeHead(
+    grpc::CallbackServerContext* context, const v1::GetTreeHeadRequest* request,
+    v1::GetTreeHeadResponse* response) {
+  return ServeAudit(context, deps_, [&]() -> absl::Status {
+    auto head = deps_.audit->Head(request->fresh());
+    if (head.ok()) *response = std::move(*head);
+    return head.status();
+  });
+}
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetConsistencyProof(
+    grpc::CallbackServerContext* context,
+    const v1::GetConsistencyProofRequest* request,
+    v1::GetConsistencyProofResponse* response) {
+  return ServeAudit(context, deps_, [&]() -> absl::Status {
+    auto proof = deps_.audit->Consistency(request->first_tree_size(),
+                                          request->second_tree_size());
+    if (proof.ok()) *response = std::move(*proof);
+    return proof.status();
+  });
+}
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetCaseHistory(
+    grpc::CallbackServerContext* context,
+    const v1::GetCaseHistoryRequest* request, v1::AuditAnswer* response) {
+  return ServeAudit(context, deps_, [&]() -> absl::Status {
+    if (request->case_id().empty() || request->case_id().size() > 128) {
+      return absl::InvalidArgumentError("case_id: 1 to 128 characters");
+    }
+    AuditFilter filter;
+    filter.case_id = request->case_id();
+    auto answer = deps_.audit->Answer(filter, request->page_token(),
+                                      request->page_size());
+    if (answer.ok()) *response = std::move(*answer);
+    return answer.status();
+  });
+}
+
 ExchangeReactorBase* PeerServiceImpl::Exchange(
     grpc::CallbackServerContext* context) {
   auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);

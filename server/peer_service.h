@@ -7,6 +7,7 @@
 
 #include "caselink/v1/peer.grpc.pb.h"
 #include "core/log.h"
+#include "server/audit_service.h"
 #include "server/case_ledger.h"
 #include "server/committer.h"
 #include "server/counters.h"
@@ -32,6 +33,8 @@ struct PeerServiceDeps {
   Logger* log = nullptr;
   // Answers ListDue; without it the call is unimplemented.
   const CaseLedger* ledger = nullptr;
+  // Answers the audit calls; likewise.
+  AuditReader* audit = nullptr;
   // Envelopes of one stream waiting for the committer, at most; reading
   // pauses beyond it.
   int max_outstanding = 4096;
@@ -60,6 +63,20 @@ class PeerServiceImpl final : public v1::PeerService::CallbackService {
   grpc::ServerUnaryReactor* ListDue(grpc::CallbackServerContext* context,
                                     const v1::ListDueRequest* request,
                                     v1::ListDueResponse* response) override;
+  // Any node may ask, to witness this node's log or to gather a case's
+  // path for an auditor.
+  grpc::ServerUnaryReactor* GetTreeHead(
+      grpc::CallbackServerContext* context,
+      const v1::GetTreeHeadRequest* request,
+      v1::GetTreeHeadResponse* response) override;
+  grpc::ServerUnaryReactor* GetConsistencyProof(
+      grpc::CallbackServerContext* context,
+      const v1::GetConsistencyProofRequest* request,
+      v1::GetConsistencyProofResponse* response) override;
+  grpc::ServerUnaryReactor* GetCaseHistory(
+      grpc::CallbackServerContext* context,
+      const v1::GetCaseHistoryRequest* request,
+      v1::AuditAnswer* response) override;
 
  private:
   const PeerServiceDeps deps_;

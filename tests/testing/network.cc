@@ -221,7 +221,14 @@ absl::Status TestNetwork::WriteNodeConfig(const std::string& code) {
            << "tls:\n  cert: \"" << client_dir << "/client.crt\"\n"
            << "  key: \"" << client_dir << "/client.key\"\n"
            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n";
-    if (!config || !client) {
+    std::string auditor_dir = Cat(pki, "/clients/auditor-", code, "-audit");
+    std::ofstream auditor(AuditorConfigPath(code));
+    auditor << "node:\n  code: \"" << code
+            << "\"\n  address: \"127.0.0.1:" << member.port << "\"\n"
+            << "tls:\n  cert: \"" << auditor_dir << "/client.crt\"\n"
+            << "  key: \"" << auditor_dir << "/client.key\"\n"
+            << "  ca_bundle: \"" << pki << "/ca-bundle.pem\"\n";
+    if (!config || !client || !auditor) {
       return absl::InternalError("cannot write test configs");
     }
   }
@@ -322,6 +329,17 @@ absl::StatusOr<std::unique_ptr<client::NodeClient>> TestNetwork::OperatorClient(
     const std::string& code) const {
   CASELINK_ASSIGN_OR_RETURN(client::ClientConfig config,
                             client::LoadClientConfig(ClientConfigPath(code)));
+  return client::NodeClient::Connect(config);
+}
+
+std::string TestNetwork::AuditorConfigPath(const std::string& code) const {
+  return Cat(root(), "/configs/", Code(code), "-auditor.yaml");
+}
+
+absl::StatusOr<std::unique_ptr<client::NodeClient>> TestNetwork::AuditorClient(
+    const std::string& code) const {
+  CASELINK_ASSIGN_OR_RETURN(client::ClientConfig config,
+                            client::LoadClientConfig(AuditorConfigPath(code)));
   return client::NodeClient::Connect(config);
 }
 

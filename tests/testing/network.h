@@ -113,6 +113,10 @@ class TestNetwork {
   // A client with the node's operator certificate.
   absl::StatusOr<std::unique_ptr<client::NodeClient>> OperatorClient(
       const std::string& code) const;
+  // The client config, and a client, with the node's auditor certificate.
+  std::string AuditorConfigPath(const std::string& code) const;
+  absl::StatusOr<std::unique_ptr<client::NodeClient>> AuditorClient(
+      const std::string& code) const;
 
   // Polls until every peer of `code` reports connected.
   bool WaitForPeersConnected(const std::string& code,
