@@ -98,6 +98,17 @@ std::vector<std::string> Cells(const std::string& row) {
   return cells;
 }
 
+// The rows of a `caselink due` table whose ID column is `id`, as cells.
+std::vector<std::vector<std::string>> DueRows(const std::string& table,
+                                              std::string_view id) {
+  std::vector<std::vector<std::string>> rows;
+  for (const std::string& line : Lines(table)) {
+    std::vector<std::string> cells = Cells(line);
+    if (cells.size() == 10 && cells[3] == id) rows.push_back(cells);
+  }
+  return rows;
+}
+
 // The value of the detail-view field `label` ("state", "case type", ...),
 // or nullopt if no line holds it.
 std::optional<std::string> Field(const std::string& text,
@@ -603,34 +614,29 @@ TEST_F(CaseCliTest, DueListsTheDecisionHereAndInSuperiorsSubtrees) {
   // eight.
   CommandResult due = Cli(kHandler, {"due"});
   ASSERT_EQ(due.exit_code, 0) << due.output;
-  EXPECT_TRUE(LinesWith(due.output, id).empty()) << due.output;
+  EXPECT_TRUE(DueRows(due.output, id).empty()) << due.output;
 
   due = Cli(kHandler, {"due", "--within", "8d"});
   ASSERT_EQ(due.exit_code, 0) << due.output;
-  std::vector<std::string> rows = LinesWith(due.output, id);
+  std::vector<std::vector<std::string>> rows = DueRows(due.output, id);
   ASSERT_EQ(rows.size(), 1u) << due.output;
-  std::vector<std::string> cells = Cells(rows[0]);
-  ASSERT_EQ(cells.size(), 10u) << rows[0];
-  EXPECT_EQ(cells[0], "soon");
-  EXPECT_EQ(cells[2], "case");
-  EXPECT_EQ(cells[3], id);
-  EXPECT_EQ(cells[5], "decision");
-  EXPECT_EQ(cells[6], "received");
-  EXPECT_EQ(cells[8], kHandler);
-  EXPECT_EQ(cells[9], kHandler);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"soon", rows[0][1], "case", id,
+                                               id, "decision", "received",
+                                               "ordinary", kHandler, kHandler}))
+      << due.output;
 
   // The city holds no case itself; its subtree does, and so does the
   // province's, through the city.
   due = Cli(kCity, {"due", "--within", "8d"});
   ASSERT_EQ(due.exit_code, 0) << due.output;
-  EXPECT_TRUE(LinesWith(due.output, id).empty()) << due.output;
+  EXPECT_TRUE(DueRows(due.output, id).empty()) << due.output;
   for (const char* code : {kCity, kProvince}) {
     due = Cli(code, {"due", "--within", "8d", "--subtree"});
     ASSERT_EQ(due.exit_code, 0) << due.output;
     EXPECT_FALSE(Contains(due.output, "no answer from")) << due.output;
-    rows = LinesWith(due.output, id);
+    rows = DueRows(due.output, id);
     ASSERT_EQ(rows.size(), 1u) << code << ": " << due.output;
-    EXPECT_TRUE(Contains(rows[0], "  decision  ")) << rows[0];
+    EXPECT_EQ(rows[0][5], "decision") << due.output;
 
     CommandResult json =
         Cli(code, {"--json", "due", "--within", "8d", "--subtree"});
@@ -655,9 +661,51 @@ TEST_F(CaseCliTest, DueListsTheDecisionHereAndInSuperiorsSubtrees) {
   ExpectStep(kHandler, {"referral", "accept", id}, id, "accepted", 3);
   due = Cli(kHandler, {"due", "--within", "8d"});
   ASSERT_EQ(due.exit_code, 0) << due.output;
-  rows = LinesWith(due.output, id);
+  rows = DueRows(due.output, id);
   ASSERT_EQ(rows.size(), 1u) << due.output;
-  EXPECT_TRUE(Contains(rows[0], "  assignment  ")) << rows[0];
+  EXPECT_EQ(rows[0][5], "assignment") << due.output;
+}
+
+TEST_F(CaseCliTest, DueSubtreeNamesAChildThatDoesNotAnswer) {
+  const std::string id = CreateCase();
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForBoth(id, v1::REFERRAL_STATE_RECEIVED, 2));
+
+  // With the handler down the city still lists the decision, as the
+  // origin's copy reports it, and says on stderr whose items are missing.
+  ASSERT_EQ(network_->Stop(kHandler), 0);
+  CommandResult due = Cli(kCity, {"due", "--within", "8d", "--subtree"});
+  EXPECT_EQ(due.exit_code, 0) << due.output;
+  EXPECT_EQ(LinesWith(due.output, "caselink: no answer from ").size(), 1u)
+      << due.output;
+  EXPECT_TRUE(Contains(
+      due.output, Cat("caselink: no answer from ", kHandler, ": UNAVAILABLE")))
+      << due.output;
+  EXPECT_TRUE(Contains(due.output, "; its items are missing")) << due.output;
+  std::vector<std::vector<std::string>> rows = DueRows(due.output, id);
+  ASSERT_EQ(rows.size(), 1u) << due.output;
+  EXPECT_EQ(rows[0][8], kHandler) << due.output;
+  EXPECT_EQ(rows[0][9], kOrigin) << due.output;
+
+  CommandResult json =
+      Cli(kProvince, {"--json", "due", "--within", "8d", "--subtree"});
+  EXPECT_EQ(json.exit_code, 0) << json.output;
+  auto response = ParseJson<v1::ListDueResponse>(json.output);
+  ASSERT_TRUE(response.has_value()) << json.output;
+  ASSERT_EQ(response->unreachable_size(), 1) << json.output;
+  EXPECT_TRUE(response->unreachable(0).starts_with(Cat(kHandler, ": ")))
+      << json.output;
+
+  // Back up, the handler answers for its own item again.
+  ASSERT_TRUE(network_->Start(kHandler).ok());
+  ASSERT_TRUE(network_->WaitForPeersConnected(kHandler));
+  ASSERT_TRUE(network_->WaitForPeersConnected(kCity));
+  due = Cli(kCity, {"due", "--within", "8d", "--subtree"});
+  EXPECT_EQ(due.exit_code, 0) << due.output;
+  EXPECT_FALSE(Contains(due.output, "no answer from")) << due.output;
+  rows = DueRows(due.output, id);
+  ASSERT_EQ(rows.size(), 1u) << due.output;
+  EXPECT_EQ(rows[0][9], kHandler) << due.output;
 }
 
 TEST_F(CaseCliTest, UsageErrorsExitTwo) {
