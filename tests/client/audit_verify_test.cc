@@ -1,7 +1,8 @@
 // Offline verification of audit answers, built here from a real Merkle
 // tree, a head signed with a generated key and a certificate from a test
 // CA: a good answer verifies under every scheme, and each kind of
-// tampering is found and named by its entry. Then the export formats: CSV
+// tampering is found and named by its entry. Then paging through
+// AuditClient against an in-process fake node, and the export formats: CSV
 // quoting, JSON with hex bytes, and JSON Lines exports read back and
 // verified.
 #include "client/audit_verify.h"
@@ -29,6 +30,7 @@
 #include "core/strings.h"
 #include "core/tree_head.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 
 namespace caselink::client {
@@ -363,8 +365,9 @@ TEST_F(AuditVerifyTest, SwappedEntriesAreOutOfOrder) {
   EXPECT_TRUE(HasProblem(result,
                          "350212000000 entry 3: out of order: comes after "
                          "entry 4"));
-  EXPECT_TRUE(Check(log_.Answer({1, 4, 3}, authority_), AuditScope::kEvents)
-                  .problems.size() == 1);
+  EXPECT_EQ(Check(log_.Answer({1, 4, 3}, authority_), AuditScope::kEvents)
+                .problems.size(),
+            1u);
 }
 
 TEST_F(AuditVerifyTest, SignedWrongRootFailsEveryEntry) {
@@ -479,10 +482,99 @@ TEST_F(AuditVerifyTest, PagesWithDifferentHeadsDoNotMerge) {
   second.clear_entries();
   *second.add_entries() = log_.Answer({4}, authority_).entries(0);
   second.clear_next_page_token();
-  // The signature is randomised for ECDSA, so take the first page's head.
   ASSERT_TRUE(AppendAuditPage(second, &all, false).ok());
   EXPECT_EQ(all.entries_size(), 3);
   EXPECT_TRUE(all.next_page_token().empty());
+}
+
+// ---------------------------------------------------------------------------
+// Fetching through AuditClient from an in-process fake node
+
+// Serves a fixed set of pages of one case's history, by page token "0",
+// "1", ...; NotFound for any other case.
+class FakeAuditService final : public v1::AuditService::Service {
+ public:
+  explicit FakeAuditService(std::vector<v1::AuditAnswer> pages)
+      : pages_(std::move(pages)) {}
+
+  grpc::Status GetCaseHistory(grpc::ServerContext*,
+                              const v1::GetCaseHistoryRequest* request,
+                              v1::AuditAnswer* answer) override {
+    if (request->case_id() != "C-1") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such case");
+    }
+    const size_t page =
+        request->page_token().empty() ? 0 : std::stoul(request->page_token());
+    if (page >= pages_.size()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad token");
+    }
+    *answer = pages_[page];
+    if (page + 1 < pages_.size()) answer->set_next_page_token(Cat(page + 1));
+    return grpc::Status::OK;
+  }
+
+ private:
+  const std::vector<v1::AuditAnswer> pages_;
+};
+
+class AuditClientTest : public AuditVerifyTest {
+ protected:
+  // Splits the answer for `indices` into pages of `per_page` entries with
+  // its head; `other_head` gives the last page another signature.
+  std::unique_ptr<AuditClient> Serve(const std::vector<uint64_t>& indices,
+                                     int per_page, bool other_head = false) {
+    const v1::AuditAnswer whole = log_.Answer(indices, authority_);
+    std::vector<v1::AuditAnswer> pages;
+    for (int i = 0; i < whole.entries_size(); ++i) {
+      if (i % per_page == 0) {
+        pages.emplace_back();
+        *pages.back().mutable_head() = whole.head();
+        pages.back().set_signing_certificate_pem(
+            whole.signing_certificate_pem());
+      }
+      *pages.back().add_entries() = whole.entries(i);
+    }
+    if (other_head) {
+      *pages.back().mutable_head() = log_.Answer({}, authority_).head();
+      pages.back().mutable_head()->set_tree_size(13);
+    }
+    service_ = std::make_unique<FakeAuditService>(std::move(pages));
+    grpc::ServerBuilder builder;
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    return AuditClient::ForChannel(
+        server_->InProcessChannel(grpc::ChannelArguments()));
+  }
+
+  void TearDown() override {
+    if (server_ != nullptr) server_->Shutdown();
+  }
+
+  std::unique_ptr<FakeAuditService> service_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+TEST_F(AuditClientTest, FullCaseHistoryJoinsPagesIntoOneVerifiedAnswer) {
+  std::unique_ptr<AuditClient> client = Serve(history_, /*per_page=*/2);
+  const v1::AuditAnswer answer = Unwrap(client->FullCaseHistory("C-1"));
+  EXPECT_EQ(answer.entries_size(), 5);
+  EXPECT_TRUE(answer.next_page_token().empty());
+  const AuditVerification result = Check(answer);
+  EXPECT_TRUE(result.ok()) << ::testing::PrintToString(Lines(result));
+}
+
+TEST_F(AuditClientTest, PageAgainstAnotherHeadIsRefused) {
+  std::unique_ptr<AuditClient> client =
+      Serve(history_, /*per_page=*/2, /*other_head=*/true);
+  EXPECT_EQ(client->FullCaseHistory("C-1").status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(AuditClientTest, NodeStatusPassesThrough) {
+  std::unique_ptr<AuditClient> client = Serve(history_, /*per_page=*/5);
+  const absl::Status status = client->FullCaseHistory("C-9").status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(status.message(), "no such case");
 }
 
 // ---------------------------------------------------------------------------
