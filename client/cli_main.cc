@@ -1,11 +1,13 @@
 // caselink: the operator's command line for a caselink node.
 //
 // This file declares the command line and dispatches; the commands are in
-// client/cli_commands.cc and, for cases, client/cli_case_commands.cc.
+// client/cli_commands.cc, for cases client/cli_case_commands.cc and for
+// audits client/cli_audit_commands.cc.
 #include <cstdlib>
 #include <string>
 
 #include "CLI/CLI.hpp"
+#include "client/cli_audit_commands.h"
 #include "client/cli_case_commands.h"
 #include "client/cli_commands.h"
 #include "client/cli_format.h"
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
   AddSend(app, args, command);
   AddFollowing(app, args, command);
   caselink::cli::CaseCommands cases(app);
+  caselink::cli::AuditCommands audit(app);
 
   // CLI11 reports parse errors, --help included, by throwing; this is the
   // one place they are caught.
@@ -144,6 +147,10 @@ int main(int argc, char** argv) {
     const int code = app.exit(error);
     return code == 0 ? 0 : kUsageExit;
   }
+
+  // Audit commands talk to the AuditService, and `audit verify` to no node
+  // at all, so they read the configuration themselves.
+  if (audit.Parsed()) return audit.Run(args.config_path, args.json);
 
   if (args.config_path.empty()) {
     return Fail(
