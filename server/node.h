@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "grpcpp/grpcpp.h"
+#include "server/attachments.h"
 #include "server/case_ledger.h"
 #include "server/case_service.h"
 #include "server/committer.h"
@@ -87,6 +88,7 @@ class Node final : public OutboxListener {
   std::unique_ptr<LinkSet> links_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<OperatorServiceImpl> operator_service_;
+  std::unique_ptr<AttachmentStore> attachments_;
   std::unique_ptr<CaseLedger> ledger_;
   std::unique_ptr<CaseServiceImpl> case_service_;
   std::unique_ptr<grpc::Server> server_;
