@@ -509,9 +509,10 @@ absl::Status AttachmentStore::TakeChunk(GroupWriter& writer,
   auto existing = writer.Get(Family::kMessages, key);
   if (!existing.ok()) return Unreadable(existing.status());
   const uint64_t held = existing->has_value() ? (*existing)->size() : 0;
+  const uint64_t before = record->received();
   if (held < chunk.data().size()) {
     writer.Put(Family::kMessages, key, chunk.data());
-    record->set_received(record->received() + chunk.data().size() - held);
+    record->set_received(before + chunk.data().size() - held);
   }
   if (record->received() < total) {
     writer.Put(Family::kCases, RecordKey(digest), record->SerializeAsString());
@@ -531,7 +532,11 @@ absl::Status AttachmentStore::TakeChunk(GroupWriter& writer,
                         {"from", body.sender()},
                         {"reason", "content does not have its digest"},
                         {"next", "the attachment stays incomplete here"}});
-    RecordRefusal(digest, failure);
+    // As it stood before this piece, which is refused with the message.
+    AttachmentRecord refused = *record;
+    refused.set_received(before);
+    refused.set_failure(failure);
+    RecordRefusal(std::move(refused));
     return absl::DataLossError(Cat("attachment ", hex, ": ", failure));
   }
   record->set_complete(true);
@@ -547,24 +552,25 @@ absl::Status AttachmentStore::TakeChunk(GroupWriter& writer,
   return absl::OkStatus();
 }
 
-void AttachmentStore::RecordRefusal(const std::string& digest,
-                                    const std::string& failure) {
+void AttachmentStore::RecordRefusal(AttachmentRecord refused) {
   // The refused arrival's own writes are dropped with it, so the mark goes
-  // in a group of its own; the pieces already here stay for an operator to
-  // look at.
+  // in a group of its own. It keeps the count of what was stored before;
+  // those pieces stay for an operator to look at.
   deps_.committer->Apply(
-      [digest, failure](GroupWriter& writer) -> absl::Status {
-        auto value = writer.Get(Family::kCases, RecordKey(digest));
+      [refused](GroupWriter& writer) -> absl::Status {
+        const std::string key = RecordKey(refused.ref().digest());
+        auto value = writer.Get(Family::kCases, key);
         if (!value.ok()) return Unreadable(value.status());
         CASELINK_ASSIGN_OR_RETURN(std::optional<AttachmentRecord> record,
                                   ParseRecord(*value));
-        if (!record.has_value() || record->complete()) return absl::OkStatus();
-        record->set_failure(failure);
-        writer.Put(Family::kCases, RecordKey(digest),
-                   record->SerializeAsString());
+        if (record.has_value() && record->complete()) return absl::OkStatus();
+        AttachmentRecord marked = record.value_or(refused);
+        marked.set_failure(refused.failure());
+        if (marked.source().empty()) marked.set_source(refused.source());
+        writer.Put(Family::kCases, key, marked.SerializeAsString());
         return absl::OkStatus();
       },
-      [this, digest](const absl::Status& status) {
+      [this, digest = refused.ref().digest()](const absl::Status& status) {
         if (!status.ok()) {
           deps_.log->Error("attachment_refusal_not_recorded",
                            {{"digest", HexEncode(digest)},

@@ -210,8 +210,9 @@ class AttachmentStore {
   // Finishes an upload whose bytes are all in: complete, or deleted.
   absl::Status FinishUpload(Upload& upload, store::v1::AttachmentRecord record)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(upload_mu_);
-  // Queues a change that marks the record of `digest` refused.
-  void RecordRefusal(const std::string& digest, const std::string& failure);
+  // Queues a change that stores `refused` (its failure set), unless the
+  // attachment has become complete meanwhile.
+  void RecordRefusal(store::v1::AttachmentRecord refused);
   void EndUpload(const std::string& digest);
 
   const AttachmentStoreDeps deps_;

@@ -380,6 +380,119 @@ TEST_F(AttachmentTest, ReferralNamingAnIncompleteAttachmentIsRefused) {
       << opened.status();
 }
 
+TEST_F(AttachmentTest, SupplementAndEvidenceResultCarryTheirAttachments) {
+  auto county = Client(kTongan);
+  auto province = Client(kFujian);
+  v1::AttachmentRef first =
+      UploadAndRefer(Content(kPiece, 9, "FIRST"), "first.pdf");
+  ASSERT_TRUE(WaitComplete(first.digest()));
+  auto cases = county->ListCases();
+  ASSERT_TRUE(cases.ok()) << cases.status();
+  std::string case_id;
+  for (const v1::CaseView& view : cases->cases()) {
+    if (view.handler() == kFujian) case_id = view.case_id();
+  }
+  ASSERT_FALSE(case_id.empty());
+
+  // The handler asks for materials; the origin supplies them with a file.
+  v1::ReferralStep ask;
+  ask.mutable_request_materials()->set_what("the labour contract");
+  ASSERT_TRUE(province->StepReferral(case_id, ask).ok());
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto read = county->GetCase(case_id);
+        return read.ok() && read->case_view().state() ==
+                                v1::REFERRAL_STATE_MATERIALS_REQUESTED;
+      },
+      absl::Seconds(20)));
+  const std::string contract = Content(2 * kPiece + 5, 10, "CONTRACT");
+  auto contract_ref =
+      county->UploadAttachment(WriteFile("contract.pdf", contract));
+  ASSERT_TRUE(contract_ref.ok()) << contract_ref.status();
+  v1::ReferralStep supplement;
+  supplement.mutable_supplement()->set_note("signed contract attached");
+  *supplement.mutable_supplement()->add_attachments() = *contract_ref;
+  auto supplied = county->StepReferral(case_id, supplement);
+  ASSERT_TRUE(supplied.ok()) << supplied.status();
+  ASSERT_TRUE(WaitComplete(contract_ref->digest()));
+  EXPECT_EQ(Download(kFujian, contract_ref->digest()), contract);
+
+  // The handler asks the county to collect evidence; its result carries
+  // a file back.
+  v1::RequestEvidenceRequest request;
+  request.set_case_id(case_id);
+  request.set_collector(kTongan);
+  request.mutable_request()->set_what("attendance records");
+  request.mutable_request()->set_where("the employer's site office");
+  auto evidence = province->RequestEvidence(request);
+  ASSERT_TRUE(evidence.ok()) << evidence.status();
+  const std::string evidence_id = evidence->evidence().evidence_id();
+  ASSERT_TRUE(WaitFor([&] { return county->GetEvidence(evidence_id).ok(); },
+                      absl::Seconds(20)));
+  v1::EvidenceStep accept;
+  accept.mutable_accept();
+  ASSERT_TRUE(county->StepEvidence(evidence_id, accept).ok());
+  const std::string records = Content(kPiece + 1, 11, "ATTENDANCE");
+  auto records_ref =
+      county->UploadAttachment(WriteFile("attendance.csv", records));
+  ASSERT_TRUE(records_ref.ok()) << records_ref.status();
+  v1::EvidenceStep result;
+  result.mutable_result()->set_findings("records for March to October");
+  *result.mutable_result()->add_attachments() = *records_ref;
+  auto sent = county->StepEvidence(evidence_id, result);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  ASSERT_TRUE(WaitComplete(records_ref->digest()));
+  EXPECT_EQ(Download(kFujian, records_ref->digest()), records);
+}
+
+TEST_F(AttachmentTest, ArrivingContentWithoutItsDigestIsRecordedAndRefused) {
+  // A node that sends a piece whose bytes are not what the digest names,
+  // as an operator can hand-make with SubmitMessage.
+  const std::string content = Content(1000, 13, "FORGED");
+  const std::string digest = Sha256("the real content");
+  v1::WorkflowPayload payload;
+  v1::AttachmentChunk& chunk = *payload.mutable_attachment_chunk();
+  chunk.set_digest(digest);
+  chunk.set_offset(0);
+  chunk.set_total_size(content.size());
+  chunk.set_data(content);
+  chunk.set_digest_algorithm(v1::DIGEST_ALGORITHM_SHA256);
+  v1::SubmitMessageRequest request;
+  request.set_recipient(kFujian);
+  request.set_kind(v1::MESSAGE_KIND_REFERRAL);
+  request.set_case_id("CASE-FORGED-1");
+  request.set_payload(payload.SerializeAsString());
+  auto county = Client(kTongan);
+  auto submitted = county->Submit(request);
+  ASSERT_TRUE(submitted.ok()) << submitted.status();
+
+  // The sender hears why; the province keeps a record that says so.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto sent = county->GetSent(submitted->message_id());
+        return sent.ok() &&
+               sent->message().state() == v1::DELIVERY_STATE_REJECTED;
+      },
+      absl::Seconds(20)));
+  auto sent = county->GetSent(submitted->message_id());
+  ASSERT_TRUE(sent.ok());
+  EXPECT_NE(sent->message().reason().find("digest"), std::string::npos)
+      << sent->message().reason();
+  auto province = Client(kFujian);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto refused = province->DownloadAttachment(
+            digest, Cat(files_->path(), "/forged"), absl::Seconds(2));
+        return absl::IsFailedPrecondition(refused.status()) &&
+               refused.status().message().find("do not have") !=
+                   std::string::npos;
+      },
+      absl::Seconds(10)));
+  auto upload = province->GetUpload(digest);
+  ASSERT_TRUE(upload.ok()) << upload.status();
+  EXPECT_FALSE(upload->complete());
+}
+
 TEST_F(AttachmentTest, RelayKilledMidTransferStillDeliversItWhole) {
   const std::string content = Content(12 * kPiece + 77, 8, "INJURY-REPORT");
   // Freeze the relay so that the transfer is in flight through it, then
@@ -409,6 +522,76 @@ TEST_F(AttachmentTest, RelayKilledMidTransferStillDeliversItWhole) {
       << network_->Process(kFujian).Log();
   EXPECT_EQ(Download(kFujian, ref.digest()), content);
   ASSERT_TRUE(WaitForDirectoryAndLinks());
+}
+
+// The same line of nodes signing with SM2, which address attachments by
+// SM3 end to end.
+class AttachmentSm2Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    NetworkOptions options;
+    options.directories = true;
+    options.sign_alg = "sm2";
+    auto network = TestNetwork::Create(
+        {Spec(kFujian, "Fujian Provincial Department of Justice", ""),
+         Spec(kXiamen, "Xiamen City Justice Bureau", kFujian),
+         Spec(kTongan, "Tong'an County Justice Bureau", kXiamen)},
+        options);
+    ASSERT_TRUE(network.ok()) << network.status();
+    network_ = std::move(*network);
+    ASSERT_TRUE(network_->StartAll().ok());
+  }
+
+  std::unique_ptr<TestNetwork> network_;
+  TempDir files_;
+};
+
+TEST_F(AttachmentSm2Test, Sm2NodesAddressAttachmentsBySm3EndToEnd) {
+  auto county_or = network_->OperatorClient(kTongan);
+  auto province_or = network_->OperatorClient(kFujian);
+  ASSERT_TRUE(county_or.ok() && province_or.ok());
+  client::NodeClient& county = **county_or;
+  client::NodeClient& province = **province_or;
+  auto status = county.GetStatus();
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->attachment_digest(), v1::DIGEST_ALGORITHM_SM3);
+  // The county can seal to the province once the directory has reached it.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto now = county.GetStatus(absl::Seconds(2));
+        return now.ok() && now->directory_versions().contains(kFujian);
+      },
+      absl::Seconds(30)));
+
+  const std::string content = Content(2 * kPiece + 3, 12, "SM3-MARKER");
+  const std::string path = Cat(files_.path(), "/scan.pdf");
+  {
+    std::ofstream out(path, std::ios::binary);
+    out << content;
+  }
+  auto ref = county.UploadAttachment(path);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  auto sm3 = Digest(HashAlgorithm::kSm3, content);
+  ASSERT_TRUE(sm3.ok());
+  EXPECT_EQ(ref->digest(), *sm3);
+  EXPECT_EQ(ref->digest_algorithm(), v1::DIGEST_ALGORITHM_SM3);
+
+  v1::CreateReferralRequest request;
+  request.set_handler(kFujian);
+  *request.mutable_referral() = ReferralWith(*ref);
+  auto opened = county.CreateReferral(request);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        auto upload = province.GetUpload(*sm3, absl::Seconds(2));
+        return upload.ok() && upload->complete();
+      },
+      absl::Seconds(30)))
+      << network_->Process(kFujian).Log();
+  const std::string out = Cat(files_.path(), "/copy.pdf");
+  auto size = province.DownloadAttachment(*sm3, out);
+  ASSERT_TRUE(size.ok()) << size.status();
+  EXPECT_EQ(ReadFile(out), content);
 }
 
 }  // namespace
