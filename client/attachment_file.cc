@@ -95,10 +95,10 @@ std::string_view MediaTypeForName(std::string_view name) {
   return kOctetStream;
 }
 
-absl::StatusOr<v1::AttachmentRef> DescribeFile(const std::string& path) {
+absl::StatusOr<v1::AttachmentRef> DescribeFile(const std::string& path,
+                                               HashAlgorithm algorithm) {
   CASELINK_ASSIGN_OR_RETURN(FileReader reader, FileReader::Open(path));
-  CASELINK_ASSIGN_OR_RETURN(Hasher hasher,
-                            Hasher::Create(HashAlgorithm::kSha256));
+  CASELINK_ASSIGN_OR_RETURN(Hasher hasher, Hasher::Create(algorithm));
   uint64_t size = 0;
   std::string piece;
   do {
@@ -113,6 +113,9 @@ absl::StatusOr<v1::AttachmentRef> DescribeFile(const std::string& path) {
   ref.set_media_type(std::string(MediaTypeForName(ref.name())));
   ref.set_size(size);
   ref.set_digest(std::move(digest));
+  ref.set_digest_algorithm(algorithm == HashAlgorithm::kSm3
+                               ? v1::DIGEST_ALGORITHM_SM3
+                               : v1::DIGEST_ALGORITHM_SHA256);
   return ref;
 }
 

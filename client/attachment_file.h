@@ -37,12 +37,13 @@ std::string BaseName(std::string_view path);
 std::string_view MediaTypeForName(std::string_view name);
 
 // Describes the regular file at `path` as an attachment: its base name, its
-// media type from the name, its size and its SHA-256 digest, read through
-// once. NotFound or PermissionDenied when it cannot be opened,
-// FailedPrecondition when it is not a regular file, DataLoss when reading
-// fails; every message names the file.
+// media type from the name, its size and its digest by `algorithm` (the
+// node's: SM3 at a node that signs with SM2), read through once; the
+// reference names the algorithm. NotFound or PermissionDenied when it
+// cannot be opened, FailedPrecondition when it is not a regular file,
+// DataLoss when reading fails; every message names the file.
 [[nodiscard]] absl::StatusOr<v1::AttachmentRef> DescribeFile(
-    const std::string& path);
+    const std::string& path, HashAlgorithm algorithm = HashAlgorithm::kSha256);
 
 // Reads a file in pieces from a given offset. Not thread-safe.
 class FileReader {

@@ -195,7 +195,15 @@ absl::StatusOr<v1::GetUploadResponse> NodeClient::GetUpload(
 
 absl::StatusOr<v1::AttachmentRef> NodeClient::UploadAttachment(
     const std::string& path, absl::Duration timeout) {
-  CASELINK_ASSIGN_OR_RETURN(v1::AttachmentRef file, DescribeFile(path));
+  // The node says how it addresses attachments; hashing the file any other
+  // way would only be refused.
+  CASELINK_ASSIGN_OR_RETURN(v1::GetStatusResponse status, GetStatus(timeout));
+  const HashAlgorithm algorithm =
+      status.attachment_digest() == v1::DIGEST_ALGORITHM_SM3
+          ? HashAlgorithm::kSm3
+          : HashAlgorithm::kSha256;
+  CASELINK_ASSIGN_OR_RETURN(v1::AttachmentRef file,
+                            DescribeFile(path, algorithm));
   bool complete = false;
   CASELINK_ASSIGN_OR_RETURN(uint64_t offset,
                             ResumePoint(file, &complete, timeout));
@@ -244,6 +252,7 @@ absl::StatusOr<v1::AttachmentRef> NodeClient::SendAttachment(
   start.set_media_type(file.media_type());
   start.set_size(file.size());
   start.set_digest(file.digest());
+  start.set_digest_algorithm(file.digest_algorithm());
   bool open = writer->Write(message);
   absl::Status read_status;
   while (open) {

@@ -161,9 +161,11 @@ class NodeClient {
       std::string_view digest, absl::Duration timeout = absl::Seconds(10));
 
   // Stores the file at `path` at this node and returns its reference, to be
-  // put in a referral, supplement or evidence result. The file is described
-  // first (base name, media type guessed from the extension, size, SHA-256
-  // digest: see DescribeFile in client/attachment_file.h), then GetUpload
+  // put in a referral, supplement or evidence result. GetStatus first asks
+  // the node how it addresses attachments (SHA-256, or SM3 at a node that
+  // signs with SM2); the file is then described (base name, media type
+  // guessed from the extension, size, digest by that algorithm: see
+  // DescribeFile in client/attachment_file.h), then GetUpload
   // asks how much the node already has: a complete upload is not repeated,
   // a broken one resumes where the node's copy ends, and the rest is sent
   // in kAttachmentChunkSize pieces after a Start message. Errors about the

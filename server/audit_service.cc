@@ -4,12 +4,13 @@
 #include <set>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "caselink/v1/peer.grpc.pb.h"
 #include "core/division_code.h"
 #include "core/grpc_status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 #include "google/protobuf/util/time_util.h"
-#include "caselink/v1/peer.grpc.pb.h"
 #include "server/caller.h"
 
 namespace caselink::server {
@@ -39,18 +40,31 @@ absl::StatusOr<v1::GetTreeHeadResponse> AuditReader::Head(bool fresh) {
 absl::StatusOr<v1::AuditAnswer> AuditReader::Answer(
     const AuditFilter& filter, const std::string& page_token,
     uint32_t page_size) {
+  // The token is "<tree size>.<last index>": every page of a listing is
+  // proved against the head of its first page.
   std::optional<uint64_t> after;
+  std::optional<uint64_t> listing_size;
   if (!page_token.empty()) {
+    std::pair<std::string, std::string> parts =
+        absl::StrSplit(page_token, absl::MaxSplits('.', 1));
+    uint64_t size = 0;
     uint64_t index = 0;
-    if (!absl::SimpleAtoi(page_token, &index)) {
+    if (!absl::SimpleAtoi(parts.first, &size) ||
+        !absl::SimpleAtoi(parts.second, &index) || size > log_->size()) {
       return absl::InvalidArgumentError("page_token: not one this node gave");
     }
+    listing_size = size;
     after = index;
   }
   const size_t limit =
       page_size == 0 ? kDefaultPageSize : std::min(page_size, kMaxPageSize);
   v1::AuditAnswer answer;
-  CASELINK_ASSIGN_OR_RETURN(*answer.mutable_head(), heads_->Latest(true));
+  if (listing_size.has_value()) {
+    CASELINK_ASSIGN_OR_RETURN(*answer.mutable_head(),
+                              heads_->At(*listing_size));
+  } else {
+    CASELINK_ASSIGN_OR_RETURN(*answer.mutable_head(), heads_->Latest(true));
+  }
   answer.set_signing_certificate_pem(heads_->certificate_pem());
   const uint64_t size = answer.head().tree_size();
   CASELINK_ASSIGN_OR_RETURN(std::vector<uint64_t> indexes,
@@ -65,7 +79,7 @@ absl::StatusOr<v1::AuditAnswer> AuditReader::Answer(
                               log_->InclusionPath(index, size));
     for (std::string& hash : path) entry->add_inclusion_path(std::move(hash));
   }
-  if (more) answer.set_next_page_token(Cat(indexes.back()));
+  if (more) answer.set_next_page_token(Cat(size, ".", indexes.back()));
   return answer;
 }
 

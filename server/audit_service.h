@@ -23,7 +23,8 @@ namespace caselink::server {
 // Builds answers from the log. Thread-safe.
 class AuditReader {
  public:
-  AuditReader(const AuditLog* log, TreeHeads* heads) : log_(log), heads_(heads) {}
+  AuditReader(const AuditLog* log, TreeHeads* heads)
+      : log_(log), heads_(heads) {}
 
   [[nodiscard]] absl::StatusOr<v1::GetTreeHeadResponse> Head(bool fresh);
   // One page of the events matching `filter`, oldest first, against a head
@@ -63,10 +64,9 @@ class AuditServiceImpl final : public v1::AuditService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GetCaseHistoryRequest* request,
       v1::AuditAnswer* response) override;
-  grpc::ServerUnaryReactor* QueryEvents(
-      grpc::CallbackServerContext* context,
-      const v1::QueryEventsRequest* request,
-      v1::AuditAnswer* response) override;
+  grpc::ServerUnaryReactor* QueryEvents(grpc::CallbackServerContext* context,
+                                        const v1::QueryEventsRequest* request,
+                                        v1::AuditAnswer* response) override;
   grpc::ServerUnaryReactor* GetConsistencyProof(
       grpc::CallbackServerContext* context,
       const v1::GetConsistencyProofRequest* request,

@@ -213,6 +213,14 @@ void CaseLedger::CreateReferral(std::string handler, std::string case_id,
             referral, deps_.config->allowances, self, writer.now());
         CaseRecord record = OpenCase(case_id, self, handler, referral,
                                      eligibility, writer.now());
+        // The attachments go first, so that they tend to be whole at the
+        // handler by the time the referral naming them is read.
+        CASELINK_RETURN_IF_ERROR(deps_.attachments->StageTransfer(
+            writer, referral.attachments(), "referral.attachments",
+            [&](const v1::WorkflowPayload& chunk) {
+              return Send(writer, handler, v1::MESSAGE_KIND_REFERRAL, case_id,
+                          record.view().priority(), chunk);
+            }));
         v1::WorkflowPayload payload;
         *payload.mutable_referral()->mutable_view() = record.view();
         *payload.mutable_referral()->mutable_referral() = referral;
@@ -330,6 +338,16 @@ void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
         if (IsOriginStep(step) && OwnerOf(view) != self) {
           // The origin's steps count once the owner has applied them.
           CASELINK_RETURN_IF_ERROR(CheckOriginStep(view, step, self));
+          if (step.has_supplement()) {
+            CASELINK_RETURN_IF_ERROR(deps_.attachments->StageTransfer(
+                writer, step.supplement().attachments(),
+                "step.supplement.attachments",
+                [&](const v1::WorkflowPayload& chunk) {
+                  return Send(writer, OwnerOf(view),
+                              v1::MESSAGE_KIND_SUPPLEMENT, case_id,
+                              view.priority(), chunk);
+                }));
+          }
           v1::WorkflowPayload payload;
           *payload.mutable_referral_step() = step;
           CASELINK_RETURN_IF_ERROR(Send(writer, OwnerOf(view),
@@ -418,6 +436,16 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
         StepContext context = ContextAt(writer.now());
         CASELINK_RETURN_IF_ERROR(
             ApplyEvidenceStep(*record, step, self, context));
+        if (step.has_result()) {
+          CASELINK_RETURN_IF_ERROR(deps_.attachments->StageTransfer(
+              writer, step.result().attachments(), "step.result.attachments",
+              [&](const v1::WorkflowPayload& chunk) {
+                return Send(writer, record->view().requester(),
+                            v1::MESSAGE_KIND_EVIDENCE_RESULT,
+                            record->view().case_id(), record->view().priority(),
+                            chunk);
+              }));
+        }
         v1::WorkflowPayload payload;
         *payload.mutable_evidence_view() = record->view();
         CASELINK_RETURN_IF_ERROR(
@@ -487,6 +515,10 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
       break;
     case v1::WorkflowPayload::kEvidenceStep:
       status = TakeEvidenceStep(writer, body, payload.evidence_step());
+      break;
+    case v1::WorkflowPayload::kAttachmentChunk:
+      status = deps_.attachments->TakeChunk(writer, body,
+                                            payload.attachment_chunk());
       break;
     default:
       return false;

@@ -19,6 +19,7 @@
 #include "caselink/v1/cases.pb.h"
 #include "core/log.h"
 #include "core/seal.h"
+#include "server/attachments.h"
 #include "server/case_rules.h"
 #include "server/committer.h"
 #include "server/counters.h"
@@ -37,6 +38,9 @@ struct CaseLedgerDeps {
   Directory* directory = nullptr;
   Logger* log = nullptr;
   Counters* counters = nullptr;
+  // Sends the attachments a referral, supplement or evidence result names,
+  // and takes in those that arrive.
+  AttachmentStore* attachments = nullptr;
 };
 
 template <typename T>

@@ -285,4 +285,164 @@ grpc::ServerUnaryReactor* CaseServiceImpl::ListDue(
   });
 }
 
+// ---------------------------------------------------------------------------
+// Attachments
+
+namespace {
+
+// Reads an upload stream: the Start message, then chunks, each stored
+// before the next read is asked for, so that a slow disk slows the client
+// rather than filling memory.
+class UploadReactor final
+    : public grpc::ServerReadReactor<v1::UploadAttachmentRequest> {
+ public:
+  UploadReactor(AttachmentStore* store, v1::UploadAttachmentResponse* response,
+                const absl::Status& admitted)
+      : store_(store), response_(response) {
+    if (!admitted.ok()) {
+      Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(ToGrpcStatus(Ended()));
+      return;
+    }
+    absl::Status taken = Take();
+    if (!taken.ok()) {
+      Finish(ToGrpcStatus(taken));
+      return;
+    }
+    if (upload_->complete()) {
+      // Said at once, even if the client is still sending: nothing more is
+      // needed.
+      *response_->mutable_attachment() = upload_->ref();
+      Finish(grpc::Status::OK);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  absl::Status Take() {
+    if (upload_ == nullptr) {
+      if (!request_.has_start()) {
+        return absl::InvalidArgumentError(
+            "start: the first message of an upload names the attachment");
+      }
+      CASELINK_ASSIGN_OR_RETURN(upload_, store_->StartUpload(request_.start()));
+      return absl::OkStatus();
+    }
+    if (!request_.has_chunk()) {
+      return absl::InvalidArgumentError(
+          "chunk: every message after the first carries a chunk");
+    }
+    return store_->TakeUploadChunk(*upload_, request_.chunk());
+  }
+
+  // The client stopped sending before the upload was complete.
+  absl::Status Ended() const {
+    if (upload_ == nullptr) {
+      return absl::InvalidArgumentError(
+          "start: the stream ended before naming the attachment");
+    }
+    return absl::FailedPreconditionError(Cat(
+        "the stream ended with ", upload_->received(), " of ",
+        upload_->ref().size(), " bytes stored; resume from there (GetUpload)"));
+  }
+
+  AttachmentStore* const store_;
+  v1::UploadAttachmentResponse* const response_;
+  v1::UploadAttachmentRequest request_;
+  std::unique_ptr<AttachmentStore::Upload> upload_;
+};
+
+// Writes a complete attachment one stored piece at a time, reading the
+// next only when the last is written.
+class DownloadReactor final
+    : public grpc::ServerWriteReactor<v1::DownloadAttachmentResponse> {
+ public:
+  DownloadReactor(const AttachmentStore* store, const absl::Status& admitted,
+                  std::string_view digest)
+      : store_(store) {
+    if (!admitted.ok()) {
+      Finish(ToGrpcStatus(admitted));
+      return;
+    }
+    absl::StatusOr<store::v1::AttachmentRecord> record =
+        store_->OpenDownload(digest);
+    if (!record.ok()) {
+      Finish(ToGrpcStatus(record.status()));
+      return;
+    }
+    ref_ = record->ref();
+    WriteNext();
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      return;
+    }
+    WriteNext();
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void WriteNext() {
+    if (offset_ >= ref_.size()) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    absl::StatusOr<v1::AttachmentChunk> chunk =
+        store_->ReadPiece(ref_, offset_);
+    if (!chunk.ok()) {
+      Finish(ToGrpcStatus(chunk.status()));
+      return;
+    }
+    offset_ += chunk->data().size();
+    *response_.mutable_chunk() = *std::move(chunk);
+    StartWrite(&response_);
+  }
+
+  const AttachmentStore* const store_;
+  v1::AttachmentRef ref_;
+  uint64_t offset_ = 0;
+  v1::DownloadAttachmentResponse response_;
+};
+
+}  // namespace
+
+grpc::ServerReadReactor<v1::UploadAttachmentRequest>*
+CaseServiceImpl::UploadAttachment(grpc::CallbackServerContext* context,
+                                  v1::UploadAttachmentResponse* response) {
+  return new UploadReactor(deps_.attachments, response,
+                           Admit(context, "UploadAttachment"));
+}
+
+grpc::ServerUnaryReactor* CaseServiceImpl::GetUpload(
+    grpc::CallbackServerContext* context, const v1::GetUploadRequest* request,
+    v1::GetUploadResponse* response) {
+  return Serve(context, "GetUpload", [&]() -> absl::Status {
+    CASELINK_ASSIGN_OR_RETURN(*response,
+                              deps_.attachments->GetUpload(request->digest()));
+    return absl::OkStatus();
+  });
+}
+
+grpc::ServerWriteReactor<v1::DownloadAttachmentResponse>*
+CaseServiceImpl::DownloadAttachment(
+    grpc::CallbackServerContext* context,
+    const v1::DownloadAttachmentRequest* request) {
+  return new DownloadReactor(deps_.attachments,
+                             Admit(context, "DownloadAttachment"),
+                             request->digest());
+}
+
 }  // namespace caselink::server

@@ -9,6 +9,7 @@
 
 #include "caselink/v1/cases.grpc.pb.h"
 #include "core/log.h"
+#include "server/attachments.h"
 #include "server/case_ledger.h"
 #include "server/link_set.h"
 #include "server/node_identity.h"
@@ -23,6 +24,7 @@ struct CaseServiceDeps {
   const LinkSet* links = nullptr;
   const Revocations* revocations = nullptr;
   CaseLedger* ledger = nullptr;
+  AttachmentStore* attachments = nullptr;
   Logger* log = nullptr;
 };
 
@@ -30,6 +32,15 @@ struct CaseServiceDeps {
 // naming the field, FailedPrecondition naming the state or side that does
 // not allow a step, NotFound for an unknown id, PermissionDenied for a
 // caller that is not an operator of this node.
+//
+// Attachments: UploadAttachment takes a Start message, then chunks from
+// where the upload stands (GetUpload says where), each stored durably
+// before the next is read; it answers with the reference once every byte
+// is in and has the digest, or at once if the attachment is already
+// complete here. A stream that ends early leaves what it stored, to be
+// resumed, and fails FailedPrecondition saying how much is stored.
+// DownloadAttachment streams a complete attachment in chunks of at most
+// kAttachmentPieceBytes. Errors as AttachmentStore's.
 class CaseServiceImpl final : public v1::CaseService::CallbackService {
  public:
   // Everything the deps point to must outlive the service.
@@ -67,6 +78,15 @@ class CaseServiceImpl final : public v1::CaseService::CallbackService {
   grpc::ServerUnaryReactor* ListDue(grpc::CallbackServerContext* context,
                                     const v1::ListDueRequest* request,
                                     v1::ListDueResponse* response) override;
+  grpc::ServerReadReactor<v1::UploadAttachmentRequest>* UploadAttachment(
+      grpc::CallbackServerContext* context,
+      v1::UploadAttachmentResponse* response) override;
+  grpc::ServerUnaryReactor* GetUpload(grpc::CallbackServerContext* context,
+                                      const v1::GetUploadRequest* request,
+                                      v1::GetUploadResponse* response) override;
+  grpc::ServerWriteReactor<v1::DownloadAttachmentResponse>* DownloadAttachment(
+      grpc::CallbackServerContext* context,
+      const v1::DownloadAttachmentRequest* request) override;
 
  private:
   // The caller's check; on failure the reactor is already finished.

@@ -593,8 +593,7 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
   acknowledged.set_case_id(sent->case_id());
   if (verdict.code == 0) {
     sent->set_state(v1::DELIVERY_STATE_ACKNOWLEDGED);
-    Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, acknowledged,
-          verdict.peer);
+    Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, acknowledged, verdict.peer);
   } else {
     sent->set_state(v1::DELIVERY_STATE_REJECTED);
     sent->set_reason(verdict.reason);

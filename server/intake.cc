@@ -56,7 +56,8 @@ absl::Status Intake::Check(const v1::Envelope& envelope,
       event.set_kind(v1::AUDIT_EVENT_KIND_REFUSAL);
       event.set_message_id(body->message_id().substr(0, 16));
       event.set_peer(tls_peer);
-      event.set_detail(Cat(absl::StatusCodeToString(status.code()), " at intake"));
+      event.set_detail(
+          Cat(absl::StatusCodeToString(status.code()), " at intake"));
       committer_->AuditOnly(std::move(event));
     }
   }

@@ -19,10 +19,10 @@
 #include "caselink/v1/envelope.pb.h"
 #include "core/envelope.h"
 #include "core/log.h"
+#include "server/committer.h"
 #include "server/config.h"
 #include "server/counters.h"
 #include "server/key_ring.h"
-#include "server/committer.h"
 #include "server/revocations.h"
 
 namespace caselink::server {

@@ -95,9 +95,12 @@ absl::Status Node::Open() {
     CASELINK_RETURN_IF_ERROR(
         directory_->LearnSealingKey(config_.code, identity_->sealing_cert_pem));
   }
-  ledger_ = std::make_unique<CaseLedger>(
-      CaseLedgerDeps{identity_.get(), &config_.workflow, store_.get(),
-                     committer_.get(), directory_.get(), log_, &counters_});
+  attachments_ = std::make_unique<AttachmentStore>(
+      AttachmentStoreDeps{identity_->signing_key.scheme(), &config_.workflow,
+                          store_.get(), committer_.get(), log_, &counters_});
+  ledger_ = std::make_unique<CaseLedger>(CaseLedgerDeps{
+      identity_.get(), &config_.workflow, store_.get(), committer_.get(),
+      directory_.get(), log_, &counters_, attachments_.get()});
   links_ = std::make_unique<LinkSet>(
       &tls_, &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
@@ -142,7 +145,8 @@ absl::Status Node::Serve() {
   peer_service_ = std::make_unique<PeerServiceImpl>(std::move(peer_deps));
   operator_service_ = std::make_unique<OperatorServiceImpl>(OperatorServiceDeps{
       identity_.get(), &config_.delivery, links_.get(), directory_.get(),
-      revocations_.get(), committer_.get(), store_.get(), &counters_, log_});
+      revocations_.get(), committer_.get(), store_.get(), &counters_, log_,
+      attachments_->algorithm()});
   witness_ = std::make_unique<Witness>(
       WitnessDeps{config_.code, links_.get(), keys_.get(), committer_.get(),
                   store_.get(), log_, &counters_});
@@ -155,9 +159,9 @@ absl::Status Node::Serve() {
   audit_deps.tls = &tls_;
   audit_deps.log = log_;
   audit_service_ = std::make_unique<AuditServiceImpl>(audit_deps);
-  case_service_ = std::make_unique<CaseServiceImpl>(
-      CaseServiceDeps{identity_.get(), &config_.workflow, links_.get(),
-                      revocations_.get(), ledger_.get(), log_});
+  case_service_ = std::make_unique<CaseServiceImpl>(CaseServiceDeps{
+      identity_.get(), &config_.workflow, links_.get(), revocations_.get(),
+      ledger_.get(), attachments_.get(), log_});
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

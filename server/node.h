@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/tls.h"
 #include "grpcpp/grpcpp.h"
+#include "server/attachments.h"
 #include "server/audit_log.h"
 #include "server/audit_service.h"
 #include "server/case_ledger.h"
@@ -92,6 +93,7 @@ class Node final : public OutboxListener {
   std::unique_ptr<LinkSet> links_;
   std::unique_ptr<PeerServiceImpl> peer_service_;
   std::unique_ptr<OperatorServiceImpl> operator_service_;
+  std::unique_ptr<AttachmentStore> attachments_;
   std::unique_ptr<CaseLedger> ledger_;
   std::unique_ptr<AuditLog> audit_log_;
   std::unique_ptr<TreeHeads> tree_heads_;

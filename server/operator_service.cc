@@ -80,6 +80,7 @@ absl::Status OperatorServiceImpl::FillStatus(
     v1::GetStatusResponse* response) const {
   response->set_code(deps_.self->code);
   response->set_name(deps_.self->name);
+  response->set_attachment_digest(deps_.attachment_digest);
   for (PeerLink* link : deps_.links->All()) {
     PeerLinkSnapshot snapshot = link->Snapshot();
     v1::PeerStatus* peer = response->add_peers();

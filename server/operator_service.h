@@ -31,6 +31,8 @@ struct OperatorServiceDeps {
   storage::Store* store = nullptr;
   Counters* counters = nullptr;
   Logger* log = nullptr;
+  // How this node addresses attachments, for GetStatus.
+  v1::DigestAlgorithm attachment_digest = v1::DIGEST_ALGORITHM_SHA256;
 };
 
 class OperatorServiceImpl final : public v1::OperatorService::CallbackService {

@@ -3,6 +3,7 @@
 //   messages  "t/" id               SentState of a message sent from here
 //             "s/" created id       index of those, oldest first
 //             "i/" id               InboxRecord of a message that arrived
+//             "b/" digest offset    a piece of an attachment (attachments.h)
 //   outbox    peer priority seq     OutboxEntry waiting for that next hop
 //   inbox     seq                   id, in order of arrival
 //   dedup     id                    expiry time (unix micros, big-endian)

@@ -4,6 +4,7 @@
 #ifndef CASELINK_SERVER_TREE_HEADS_H_
 #define CASELINK_SERVER_TREE_HEADS_H_
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,11 @@ class TreeHeads {
   // now if the log grew since the latest).
   [[nodiscard]] absl::StatusOr<v1::SignedTreeHead> Latest(bool fresh);
 
+  // A head of the log at `tree_size` leaves (at most size()), so that every
+  // page of one listing is proved against the same head. Recent ones are
+  // kept, so paging does not sign once per page.
+  [[nodiscard]] absl::StatusOr<v1::SignedTreeHead> At(uint64_t tree_size);
+
   // The certificate chain of the signing key, PEM.
   const std::string& certificate_pem() const { return certificate_pem_; }
 
@@ -42,6 +48,8 @@ class TreeHeads {
 
   absl::Mutex mu_;
   std::optional<v1::SignedTreeHead> latest_ ABSL_GUARDED_BY(mu_);
+  // Heads signed for listings, by tree size; a handful at most.
+  std::map<uint64_t, v1::SignedTreeHead> recent_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace caselink::server

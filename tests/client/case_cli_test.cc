@@ -9,10 +9,12 @@
 #include <string_view>
 #include <vector>
 
+#include "caselink/v1/audit.pb.h"
 #include "caselink/v1/cases.pb.h"
 #include "core/strings.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "storage/store.h"
 #include "tests/testing/network.h"
 
 namespace caselink::testing {
@@ -212,6 +214,15 @@ class CaseCliTest : public ::testing::Test {
                            std::vector<std::string> args) {
     std::vector<std::string> argv = {CaselinkCliPath(), "--config",
                                      network_->ClientConfigPath(code)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunCommand(argv);
+  }
+
+  // Runs `caselink` with the auditor's config of `code`.
+  static CommandResult AuditorCli(const std::string& code,
+                                  std::vector<std::string> args) {
+    std::vector<std::string> argv = {CaselinkCliPath(), "--config",
+                                     network_->AuditorConfigPath(code)};
     argv.insert(argv.end(), args.begin(), args.end());
     return RunCommand(argv);
   }
@@ -745,6 +756,113 @@ TEST_F(CaseCliTest, UsageErrorsExitTwo) {
     EXPECT_TRUE(Contains(result.output, c.message))
         << "want: " << c.message << "\ngot: " << result.output;
   }
+}
+
+TEST_F(CaseCliTest, AuditCommandsVerifyAndNameATamperedEntry) {
+  const std::string id = CreateCase();
+  ASSERT_FALSE(id.empty());
+  ASSERT_TRUE(WaitForBoth(id, v1::REFERRAL_STATE_RECEIVED, 2));
+
+  // A fetched history is verified before it is shown.
+  CommandResult history = AuditorCli(kOrigin, {"audit", "history", id});
+  ASSERT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_NE(history.output.find("verified:"), std::string::npos)
+      << history.output;
+
+  // An export verifies offline, and stops verifying once one entry in it
+  // is edited.
+  const std::string jsonl = Cat(network_->root(), "/history.jsonl");
+  CommandResult exported = AuditorCli(
+      kOrigin,
+      {"audit", "export", "--case", id, "--format", "jsonl", "--out", jsonl});
+  ASSERT_EQ(exported.exit_code, 0) << exported.output;
+  CommandResult verified = AuditorCli(kOrigin, {"audit", "verify", jsonl});
+  EXPECT_EQ(verified.exit_code, 0) << verified.output;
+  std::ifstream in(jsonl);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  ASSERT_GE(lines.size(), 3u);
+  // The second entry: flip one hex digit of its event bytes.
+  std::string& entry = lines[2];
+  size_t at = entry.find("\"event\":\"");
+  ASSERT_NE(at, std::string::npos) << entry;
+  at += 12;
+  entry[at] = entry[at] == '0' ? '1' : '0';
+  const std::string edited = WriteFile("edited.jsonl", [&] {
+    std::string text;
+    for (const std::string& line : lines) text += line + "\n";
+    return text;
+  }());
+  CommandResult refused = AuditorCli(kOrigin, {"audit", "verify", edited});
+  EXPECT_EQ(refused.exit_code, 1) << refused.output;
+  EXPECT_NE(refused.output.find("entry "), std::string::npos) << refused.output;
+
+  const std::string csv = Cat(network_->root(), "/log.csv");
+  CommandResult table =
+      AuditorCli(kOrigin, {"audit", "export", "--format", "csv", "--out", csv});
+  ASSERT_EQ(table.exit_code, 0) << table.output;
+  std::ifstream csv_in(csv);
+  std::string header;
+  std::getline(csv_in, header);
+  EXPECT_NE(header.find("index"), std::string::npos) << header;
+
+  // Change one stored event in the origin's RocksDB: the fetched history
+  // no longer verifies, and the error names the entry.
+  CommandResult before = AuditorCli(kOrigin, {"audit", "history", id});
+  ASSERT_EQ(before.exit_code, 0);
+  ASSERT_EQ(network_->Stop(kOrigin), 0);
+  uint64_t changed = 0;
+  {
+    auto store = storage::Store::Open(network_->DataDir(kOrigin));
+    ASSERT_TRUE(store.ok()) << store.status();
+    // The first event of the case, found through the case index.
+    std::string index_key;
+    ASSERT_TRUE((*store)
+                    ->Scan(storage::Family::kAudit, Cat("x/c/", id),
+                           [&](std::string_view key, std::string_view) {
+                             index_key = std::string(key);
+                             return false;
+                           })
+                    .ok());
+    ASSERT_FALSE(index_key.empty());
+    std::string_view tail =
+        std::string_view(index_key).substr(index_key.size() - 8);
+    changed = *storage::ReadUint64BE(&tail);
+    std::string leaf = "l/";
+    storage::AppendUint64BE(&leaf, changed);
+    auto value = (*store)->Get(storage::Family::kAudit, leaf);
+    ASSERT_TRUE(value.ok() && value->has_value());
+    std::string bytes = **value;
+    bytes.back() ^= 0x01;
+    storage::Batch batch = (*store)->NewBatch();
+    batch.Put(storage::Family::kAudit, leaf, bytes);
+    ASSERT_TRUE((*store)->Commit(batch).ok());
+  }
+  ASSERT_TRUE(network_->Start(kOrigin).ok());
+  ASSERT_TRUE(WaitForDirectories());
+  CommandResult after = AuditorCli(kOrigin, {"audit", "history", id});
+  EXPECT_EQ(after.exit_code, 1) << after.output;
+  EXPECT_NE(after.output.find(Cat("entry ", changed)), std::string::npos)
+      << after.output;
+}
+
+TEST_F(CaseCliTest, AuditAndCaseCommandsKeepToTheirRoles) {
+  CommandResult as_operator = Cli(kOrigin, {"audit", "head"});
+  EXPECT_EQ(as_operator.exit_code, 1);
+  EXPECT_NE(as_operator.output.find("PERMISSION_DENIED"), std::string::npos)
+      << as_operator.output;
+  CommandResult head = AuditorCli(kOrigin, {"audit", "head", "--fresh"});
+  EXPECT_EQ(head.exit_code, 0) << head.output;
+  CommandResult as_auditor = AuditorCli(kOrigin, {"referral", "list"});
+  EXPECT_EQ(as_auditor.exit_code, 1);
+  EXPECT_NE(as_auditor.output.find("PERMISSION_DENIED"), std::string::npos)
+      << as_auditor.output;
+  const std::string file = WriteFile("auditor-referral.json", kReferralJson);
+  CommandResult create = AuditorCli(
+      kOrigin, {"referral", "create", "--to", "350203", "--file", file});
+  EXPECT_EQ(create.exit_code, 1);
+  EXPECT_NE(create.output.find("PERMISSION_DENIED"), std::string::npos)
+      << create.output;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // NodeClient's attachment transfers against an in-process fake of the
 // CaseService that keeps uploads in memory: what the client sends, where
-// it resumes, when it sends nothing, and what it does with a download that
-// is wrong.
+// it resumes, when it sends nothing, how it hashes for the node's digest
+// algorithm, and what it does with a download that is wrong.
 #include <dirent.h>
 #include <unistd.h>
 
@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "caselink/v1/cases.grpc.pb.h"
+#include "caselink/v1/operator.grpc.pb.h"
 #include "client/attachment_file.h"
 #include "client/node_client.h"
 #include "core/crypto.h"
@@ -72,7 +73,11 @@ class FakeCaseService final : public v1::CaseService::Service {
       }
       stored.content += chunk.data();
     }
-    auto digest = Digest(HashAlgorithm::kSha256, stored.content);
+    const HashAlgorithm algorithm =
+        start.digest_algorithm() == v1::DIGEST_ALGORITHM_SM3
+            ? HashAlgorithm::kSm3
+            : HashAlgorithm::kSha256;
+    auto digest = Digest(algorithm, stored.content);
     if (!digest.ok() || *digest != start.digest()) {
       return grpc::Status(grpc::StatusCode::DATA_LOSS, "digest mismatch");
     }
@@ -138,11 +143,34 @@ class FakeCaseService final : public v1::CaseService::Service {
   size_t largest_chunk_ ABSL_GUARDED_BY(mutex_) = 0;
 };
 
+// Answers GetStatus with the digest algorithm a test sets, as a node
+// reports the one it addresses attachments by.
+class FakeOperatorService final : public v1::OperatorService::Service {
+ public:
+  grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
+                         v1::GetStatusResponse* response) override {
+    absl::MutexLock lock(&mutex_);
+    response->set_attachment_digest(algorithm_);
+    return grpc::Status::OK;
+  }
+
+  void set_algorithm(v1::DigestAlgorithm algorithm) {
+    absl::MutexLock lock(&mutex_);
+    algorithm_ = algorithm;
+  }
+
+ private:
+  absl::Mutex mutex_;
+  v1::DigestAlgorithm algorithm_ ABSL_GUARDED_BY(mutex_) =
+      v1::DIGEST_ALGORITHM_SHA256;
+};
+
 class NodeClientAttachmentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     grpc::ServerBuilder builder;
     builder.RegisterService(&service_);
+    builder.RegisterService(&operator_service_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     client_ = NodeClient::ForChannel(
@@ -188,6 +216,7 @@ class NodeClientAttachmentTest : public ::testing::Test {
   }
 
   FakeCaseService service_;
+  FakeOperatorService operator_service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<NodeClient> client_;
   std::string dir_;
@@ -208,11 +237,28 @@ TEST_F(NodeClientAttachmentTest, FreshUploadStartsThenSendsEveryChunk) {
   EXPECT_EQ(starts[0].media_type(), "application/pdf");
   EXPECT_EQ(starts[0].size(), content_.size());
   EXPECT_EQ(starts[0].digest(), digest_);
+  EXPECT_EQ(starts[0].digest_algorithm(), v1::DIGEST_ALGORITHM_SHA256);
   EXPECT_EQ(service_.offsets(),
             (std::vector<uint64_t>{0, kAttachmentChunkSize,
                                    2 * kAttachmentChunkSize}));
   EXPECT_EQ(service_.largest_chunk(), kAttachmentChunkSize);
   EXPECT_EQ(service_.content(digest_), content_);
+}
+
+TEST_F(NodeClientAttachmentTest, UploadToAnSm2NodeIsAddressedBySm3) {
+  operator_service_.set_algorithm(v1::DIGEST_ALGORITHM_SM3);
+  absl::StatusOr<std::string> sm3 = Digest(HashAlgorithm::kSm3, content_);
+  ASSERT_TRUE(sm3.ok()) << sm3.status();
+  ASSERT_NE(*sm3, digest_);
+
+  absl::StatusOr<v1::AttachmentRef> ref = client_->UploadAttachment(path_);
+  ASSERT_TRUE(ref.ok()) << ref.status();
+  EXPECT_EQ(ref->digest(), *sm3);
+  const auto starts = service_.starts();
+  ASSERT_EQ(starts.size(), 1u);
+  EXPECT_EQ(starts[0].digest(), *sm3);
+  EXPECT_EQ(starts[0].digest_algorithm(), v1::DIGEST_ALGORITHM_SM3);
+  EXPECT_EQ(service_.content(*sm3), content_);
 }
 
 TEST_F(NodeClientAttachmentTest, BrokenUploadResumesWhereTheNodeStopped) {
