@@ -96,8 +96,11 @@ v1::AuditEvent SyntheticEvent(uint64_t i, const BenchOptions& options,
   static constexpr const char* kStates[] = {"", "submitted", "accepted",
                                             "closed"};
   v1::AuditEvent event;
+  // The committer stamps a whole group with one time; groups here are
+  // 50 ms apart.
+  const auto group = static_cast<int64_t>(i / options.batch);
   *event.mutable_at() = TimeUtil::MicrosecondsToTimestamp(
-      absl::ToUnixMicros(start + absl::Milliseconds(static_cast<int64_t>(i))));
+      absl::ToUnixMicros(start + absl::Milliseconds(50 * group)));
   event.set_kind(kKinds[i % 4]);
   std::string message_id(16, '\0');
   for (size_t b = 0; b < 8; ++b) {
