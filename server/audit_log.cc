@@ -285,7 +285,7 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
   // Times never go backwards, so the first event at each time is enough
   // to find where a time range starts; a group stamped with one time
   // costs one entry.
-  if (index == 0 || micros > pending_.last_micros) {
+  if (micros > pending_.last_micros) {
     batch.Put(Family::kAudit, TimeIndexKey(micros, index), "");
   }
   batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));

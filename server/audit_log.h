@@ -39,6 +39,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -172,7 +173,8 @@ class AuditLog {
   struct Edge {
     uint64_t size = 0;
     std::array<std::string, 64> frontier;
-    int64_t last_micros = 0;
+    // The time of the latest event, in Unix microseconds.
+    int64_t last_micros = std::numeric_limits<int64_t>::min();
   };
 
   [[nodiscard]] absl::StatusOr<uint64_t> LatestOfCase(
