@@ -91,9 +91,9 @@ absl::StatusOr<uint64_t> TrailingIndex(std::string_view key,
                                        std::string_view prefix) {
   std::string_view rest = key.substr(prefix.size());
   if (rest.size() != 8) {
-    return absl::DataLossError(Cat("audit log: malformed index key of ",
-                                   rest.size() + prefix.size(), " bytes under ",
-                                   HexEncode(prefix)));
+    // Name the index, not the value: the key holds a case id or a peer.
+    return absl::DataLossError(Cat("audit log: malformed key of ", key.size(),
+                                   " bytes in index ", prefix.substr(0, 4)));
   }
   return *ReadUint64BE(&rest);
 }
@@ -191,14 +191,19 @@ absl::Status AuditLog::Load() {
   committed_ = edge;
   pending_ = std::move(edge);
   pending_last_.clear();
+  recent_last_.clear();
   loaded_ = true;
   size_.store(committed_.size, std::memory_order_release);
   return absl::OkStatus();
 }
 
 absl::StatusOr<uint64_t> AuditLog::LatestOfCase(const std::string& case_id) {
-  auto found = pending_last_.find(case_id);
-  if (found != pending_last_.end()) return found->second;
+  if (auto found = pending_last_.find(case_id); found != pending_last_.end()) {
+    return found->second;
+  }
+  if (auto found = recent_last_.find(case_id); found != recent_last_.end()) {
+    return found->second;
+  }
   const std::string key = Cat(kLastPrefix, case_id);
   CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> value,
                             store_->Get(Family::kAudit, key));
@@ -217,6 +222,15 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
 
   // Complete the event. Everything fallible happens before the first Put,
   // so that an error leaves the batch alone.
+  for (const std::string* value :
+       {&event.case_id(), &event.peer(), &event.state()}) {
+    // The byte ends a value in the index keys; inside one it would make
+    // that value's entries look like another's.
+    if (value->find('\0') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "audit log: a case id, peer or state holds a NUL byte");
+    }
+  }
   uint64_t previous_in_case = 0;
   if (!event.case_id().empty()) {
     CASELINK_ASSIGN_OR_RETURN(previous_in_case, LatestOfCase(event.case_id()));
@@ -268,7 +282,12 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
               Cat(TextIndexPrefix(kStatePrefix, event.state()), suffix), "");
   }
   batch.Put(Family::kAudit, Cat(KindIndexPrefix(event.kind()), suffix), "");
-  batch.Put(Family::kAudit, TimeIndexKey(micros, index), "");
+  // Times never go backwards, so the first event at each time is enough
+  // to find where a time range starts; a group stamped with one time
+  // costs one entry.
+  if (micros > pending_.last_micros) {
+    batch.Put(Family::kAudit, TimeIndexKey(micros, index), "");
+  }
   batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
 
   // Move the writer's edge on: the completed subtree replaces the levels
@@ -283,6 +302,12 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
 
 void AuditLog::Committed() {
   committed_ = pending_;
+  // Forgetting every case at once keeps the memory bounded at the cost of
+  // one read per case when it is next appended to.
+  if (recent_last_.size() + pending_last_.size() > kRecentCases) {
+    recent_last_.clear();
+  }
+  for (auto& [case_id, next] : pending_last_) recent_last_[case_id] = next;
   pending_last_.clear();
   size_.store(committed_.size, std::memory_order_release);
 }
@@ -294,12 +319,28 @@ void AuditLog::Discard() {
 
 absl::StatusOr<std::string> AuditLog::StoredHash(int level,
                                                  uint64_t position) const {
+  // Below kCachedLevel a subtree is too small to be on many paths.
+  const bool cacheable = level >= kCachedLevel;
+  const uint64_t cache_key = (uint64_t{static_cast<uint8_t>(level)} << 56) |
+                             (position & ((uint64_t{1} << 56) - 1));
+  if (cacheable) {
+    absl::ReaderMutexLock lock(&cache_mu_);
+    if (auto found = cache_.find(cache_key); found != cache_.end()) {
+      return found->second;
+    }
+  }
+
   CASELINK_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       store_->Get(Family::kAudit, HashKey(level, position)));
   if (!value.has_value() || value->size() != kDigestSize) {
     return absl::DataLossError(Cat("audit log: ", HashKeyName(level, position),
                                    value ? " is not a hash" : " is missing"));
+  }
+
+  if (cacheable) {
+    absl::MutexLock lock(&cache_mu_);
+    if (cache_.size() < kMaxCachedHashes) cache_.emplace(cache_key, *value);
   }
   return *std::move(value);
 }

@@ -26,8 +26,9 @@
 //   "x/p/" peer 0x00 BE8(index)      by peer
 //   "x/k/" BE4(kind) BE8(index)      by kind
 //   "x/s/" state 0x00 BE8(index)     by state
-//   "x/t/" BE8(micros) BE8(index)    by time; micros with its sign bit
-//                                    flipped so that byte order is time order
+//   "x/t/" BE8(micros) BE8(index)    the first event at each time; micros
+//                                    with its sign bit flipped so that byte
+//                                    order is time order
 //   "m/size"                         BE8 number of leaves
 //   "m/last/" case                   BE8 index of the case's latest event
 // Empty case ids, peers and states are not indexed.
@@ -38,14 +39,16 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <map>
+#include <limits>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "caselink/v1/audit.pb.h"
 #include "core/crypto.h"
@@ -106,12 +109,12 @@ class AuditLog {
   // times until it catches up). Serializes the event once; those exact
   // bytes are the leaf. Puts into `batch` the leaf, its hash, the hash of
   // every perfect subtree it completes, its index entries and the new size:
-  // O(log n) hashes, no reads except the case's latest index once per case
-  // and group.
+  // O(log n) hashes, and a read only for a case not appended to recently.
   //
   // Appends accumulate until Committed or Discard; each continues the tree
   // of the one before. On error nothing was put into `batch` and the log is
-  // as before. FailedPrecondition before a successful Load; the Store's
+  // as before. InvalidArgument if the case id, peer or state holds a NUL
+  // byte; FailedPrecondition before a successful Load; the Store's
   // codes if reading the case's latest index fails; Internal if hashing
   // fails.
   [[nodiscard]] absl::StatusOr<uint64_t> Append(storage::Batch& batch,
@@ -170,7 +173,8 @@ class AuditLog {
   struct Edge {
     uint64_t size = 0;
     std::array<std::string, 64> frontier;
-    int64_t last_micros = 0;
+    // The time of the latest event, in Unix microseconds.
+    int64_t last_micros = std::numeric_limits<int64_t>::min();
   };
 
   [[nodiscard]] absl::StatusOr<uint64_t> LatestOfCase(
@@ -190,13 +194,28 @@ class AuditLog {
   // Published by Committed; what readers may look at.
   std::atomic<uint64_t> size_{0};
 
+  // The hashes of perfect subtrees of at least 2^kCachedLevel committed
+  // leaves, which never change and lie on many proofs: a path in a tree of
+  // a million leaves then reads ten stored hashes instead of twenty. At
+  // most kMaxCachedHashes of them (some 30 MiB) are kept, which a log
+  // reaches at about 130 million events; beyond that the rest are read.
+  static constexpr int kCachedLevel = 10;
+  static constexpr size_t kMaxCachedHashes = size_t{1} << 18;
+  mutable absl::Mutex cache_mu_;
+  mutable std::unordered_map<uint64_t, std::string> cache_
+      ABSL_GUARDED_BY(cache_mu_);
+
   // Writer thread only.
   bool loaded_ = false;
   Edge committed_;
   Edge pending_;
-  // index + 1 of the latest event of each case appended since the last
-  // Committed or Discard (0 is "none", as in previous_in_case).
-  std::map<std::string, uint64_t, std::less<>> pending_last_;
+  // The index + 1 of the latest event of a case (0 is "none", as in
+  // previous_in_case): for cases appended to since the last Committed or
+  // Discard, and for at most kRecentCases cases committed before, so that
+  // a busy case costs no read per append.
+  static constexpr size_t kRecentCases = size_t{1} << 16;
+  std::unordered_map<std::string, uint64_t> pending_last_;
+  std::unordered_map<std::string, uint64_t> recent_last_;
 };
 
 }  // namespace caselink::server

@@ -218,6 +218,32 @@ TEST_P(AuditLogTreeTest, EverySizeMatchesCoreMerkle) {
   }
 }
 
+// Past 2^10 leaves the hashes near the root come from memory the second
+// time; they must still be the right ones.
+TEST_P(AuditLogTreeTest, LargeTreeMatchesCoreMerkleTwice) {
+  constexpr uint64_t kLeaves = 3000;
+  for (uint64_t appended = 0; appended < kLeaves; appended += 100) {
+    std::vector<v1::AuditEvent> group;
+    for (int i = 0; i < 100; ++i) group.push_back(CaseEvent("case-1"));
+    AppendGroup(std::move(group));
+  }
+  const std::vector<std::string> leaves = AllLeaves();
+  for (int round = 0; round < 2; ++round) {
+    for (uint64_t n : {uint64_t{2048}, uint64_t{2999}, kLeaves}) {
+      SCOPED_TRACE(Cat("round ", round, ", tree size ", n));
+      const std::vector<std::string_view> tree = Prefix(leaves, n);
+      EXPECT_EQ(RootOrDie(n), RootOf(hash_, tree).value());
+      for (uint64_t i : {uint64_t{0}, uint64_t{1023}, uint64_t{2047}, n - 1}) {
+        EXPECT_EQ(log_->InclusionPath(i, n).value(),
+                  AuditPath(hash_, tree, i).value())
+            << "leaf " << i;
+      }
+      EXPECT_EQ(log_->ConsistencyPath(1500, n).value(),
+                ConsistencyProof(hash_, tree, 1500).value());
+    }
+  }
+}
+
 TEST_P(AuditLogTreeTest, RefusesSizesItCannotProve) {
   AppendGroup({CaseEvent("a"), CaseEvent("b"), CaseEvent("c")});
   EXPECT_EQ(log_->Root(4).status().code(), absl::StatusCode::kOutOfRange);
@@ -371,6 +397,16 @@ TEST_F(AuditLogTest, AppendBeforeLoadIsRefused) {
 // ---------------------------------------------------------------------------
 // Cases, times and queries.
 
+TEST_F(AuditLogTest, RefusesANulByteInAnIndexedValue) {
+  AppendOne(CaseEvent("a"));
+  storage::Batch batch = store_->NewBatch();
+  EXPECT_EQ(
+      log_->Append(batch, CaseEvent(std::string("a\0b", 3))).status().code(),
+      absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(batch.empty());
+  EXPECT_EQ(log_->Append(batch, CaseEvent("b")).value(), 1u);
+}
+
 TEST_F(AuditLogTest, PreviousInCaseChainsEachCase) {
   AppendGroup({CaseEvent("a"), CaseEvent("b"), CaseEvent("a")});
   AppendGroup({CaseEvent(""), CaseEvent("b"), CaseEvent("a")});
@@ -396,6 +432,22 @@ TEST_F(AuditLogTest, TimesNeverGoBackwards) {
                        std::nullopt, 100, 100)
                 .value(),
             (std::vector<uint64_t>{0, 1}));
+}
+
+TEST_F(AuditLogTest, FindsTimeRangesOfGroupsStampedOnce) {
+  const absl::Time later = kStart + absl::Seconds(5);
+  AppendGroup(
+      {CaseEvent("a", kStart), CaseEvent("b", kStart), CaseEvent("a", kStart)});
+  AppendGroup({CaseEvent("a", later), CaseEvent("b", later)});
+  EXPECT_EQ(
+      log_->Find({.from = kStart + absl::Seconds(1)}, std::nullopt, 100, 100)
+          .value(),
+      (std::vector<uint64_t>{3, 4}));
+  EXPECT_EQ(
+      log_->Find({.case_id = "a", .to = later}, std::nullopt, 100, 100).value(),
+      (std::vector<uint64_t>{0, 2}));
+  EXPECT_EQ(log_->Find({.from = kStart, .to = later}, 0, 100, 1).value(),
+            (std::vector<uint64_t>{1}));
 }
 
 class AuditLogFindTest : public AuditLogTest {
