@@ -5,7 +5,9 @@
 #   linked by mutual TLS with a freshly made development PKI. Each province
 #   node publishes a signed directory of its nodes. Then Tong'an sends a
 #   referral to Sichuan, sealed so that the relays cannot read it, and shows
-#   the route it took and the signed receipt that came back.
+#   the route it took and the signed receipt that came back; and runs the
+#   same journey as a case, which Sichuan accepts and assigns, with Tong'an's
+#   audit history of it verified against a signed tree head.
 #
 # Usage: deploy/demo.sh [up|stop]     (default: up)
 # Environment: CASELINK_DEMO_PORT (first port, default 7401),
@@ -69,7 +71,8 @@ rm -rf "$run"
 mkdir -p "$run"
 pki_args=()
 for i in "${!codes[@]}"; do
-  pki_args+=(--node "${codes[$i]}:${names[$i]}" --operator "${codes[$i]}:demo")
+  pki_args+=(--node "${codes[$i]}:${names[$i]}" --operator "${codes[$i]}:demo"
+    --auditor "${codes[$i]}:audit")
 done
 "$top/certs/make-dev-pki.sh" --out "$run/pki" "${pki_args[@]}" >/dev/null
 
@@ -118,6 +121,15 @@ for i in "${!codes[@]}"; do
     if [ "${code:2}" = 0000000000 ]; then
       echo "  publish: \"$run/$code-directory.yaml\""
     fi
+    echo "audit:"
+    echo "  head_interval_seconds: 5"
+    echo "workflow:"
+    echo "  lawyers:"
+    echo "    - {id: L-01, name: \"Demo Lawyer One\", case_types: [unpaid_wages, work_injury]}"
+    echo "    - {id: L-02, name: \"Demo Lawyer Two\", case_types: [labour_contract, social_insurance, other]}"
+    echo "  minimum_living_allowance:"
+    echo "    - {region: \"35\", yuan: \"900\"}"
+    echo "    - {region: \"51\", yuan: \"800\"}"
     echo "peers:"
     for peer in ${links[$code]}; do
       echo "  - code: \"$peer\""
@@ -134,6 +146,9 @@ for i in "${!codes[@]}"; do
     echo "  key: \"$client/client.key\""
     echo "  ca_bundle: \"$run/pki/ca-bundle.pem\""
   } >"$run/$code-operator.yaml"
+  auditor=$run/pki/clients/auditor-$code-audit
+  sed -e "s|$client/|$auditor/|" "$run/$code-operator.yaml" \
+    >"$run/$code-auditor.yaml"
 done
 
 # 5. Start the nodes.
@@ -193,5 +208,54 @@ cli 350212000000 sent "$id"
 echo
 echo "\$ caselink inbox    # at Sichuan"
 cli 510000000000 inbox
+echo
+
+# 8. The same journey as a case: Tong'an opens a group wage referral for
+#    Sichuan, which receives it, accepts it and assigns a lawyer; Tong'an's
+#    copy follows every step, and Tong'an's auditor reads the case's
+#    history with proofs, verified against the node's signed tree head.
+cat >"$run/referral.json" <<'JSON'
+{
+  "applicants": [
+    {"name": "Sample Worker A", "idNumber": "510104199001011234",
+     "phone": "13800000001", "homeRegion": "510104",
+     "workplaceRegion": "350212", "incomePerHeadFen": "60000"},
+    {"name": "Sample Worker B", "idNumber": "51010419920202123X",
+     "phone": "13800000002", "homeRegion": "510104",
+     "workplaceRegion": "350212", "incomePerHeadFen": "70000"}
+  ],
+  "caseType": "CASE_TYPE_UNPAID_WAGES",
+  "employer": "Sample Construction Co.",
+  "facts": "Wages for four months unpaid (sample data).",
+  "amountClaimedFen": "7600000"
+}
+JSON
+wait_state() {  # code case state
+  for _ in $(seq 1 60); do
+    if cli "$1" referral show "$2" 2>/dev/null | grep -q "state *$3"; then
+      return 0
+    fi
+    sleep 0.5
+  done
+  echo "case $2 did not reach $3 at $1" >&2
+  return 1
+}
+echo "\$ caselink referral create --to 510000 --file referral.json"
+case_id=$(cli 350212000000 referral create --to 510000 --file "$run/referral.json")
+echo "$case_id"
+wait_state 510000000000 "$case_id" received
+echo
+echo "\$ caselink referral accept $case_id    # at Sichuan"
+cli 510000000000 referral accept "$case_id"
+echo "\$ caselink referral assign $case_id    # at Sichuan"
+cli 510000000000 referral assign "$case_id"
+wait_state 350212000000 "$case_id" assigned
+echo
+echo "\$ caselink referral show $case_id    # at Tong'an"
+cli 350212000000 referral show "$case_id"
+echo
+echo "\$ caselink audit history $case_id    # Tong'an's auditor"
+"$bin/client/caselink" --config "$run/350212000000-auditor.yaml" \
+  audit history "$case_id"
 echo
 echo "Logs: $run/<code>.log.  Stop the network with: deploy/demo.sh stop"
