@@ -215,6 +215,31 @@ absl::StatusOr<uint64_t> AuditLog::LatestOfCase(const std::string& case_id) {
 
 absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
                                           v1::AuditEvent event) {
+  return AppendOne(batch, std::move(event), /*totals=*/true);
+}
+
+absl::Status AuditLog::AppendAll(storage::Batch& batch,
+                                 std::vector<v1::AuditEvent> events) {
+  if (events.empty()) return absl::OkStatus();
+  std::vector<std::string> cases;
+  for (v1::AuditEvent& event : events) {
+    if (!event.case_id().empty()) cases.push_back(event.case_id());
+    CASELINK_RETURN_IF_ERROR(
+        AppendOne(batch, std::move(event), /*totals=*/false).status());
+  }
+  std::sort(cases.begin(), cases.end());
+  cases.erase(std::unique(cases.begin(), cases.end()), cases.end());
+  for (const std::string& case_id : cases) {
+    batch.Put(Family::kAudit, Cat(kLastPrefix, case_id),
+              Be8(pending_last_.at(case_id) - 1));
+  }
+  batch.Put(Family::kAudit, kSizeKey, Be8(pending_.size));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
+                                             v1::AuditEvent event,
+                                             bool totals) {
   if (!loaded_) {
     return absl::FailedPreconditionError("audit log: Append before Load");
   }
@@ -271,7 +296,9 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
   if (!event.case_id().empty()) {
     batch.Put(Family::kAudit,
               Cat(TextIndexPrefix(kCasePrefix, event.case_id()), suffix), "");
-    batch.Put(Family::kAudit, Cat(kLastPrefix, event.case_id()), suffix);
+    if (totals) {
+      batch.Put(Family::kAudit, Cat(kLastPrefix, event.case_id()), suffix);
+    }
   }
   if (!event.peer().empty()) {
     batch.Put(Family::kAudit,
@@ -288,7 +315,7 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
   if (micros > pending_.last_micros) {
     batch.Put(Family::kAudit, TimeIndexKey(micros, index), "");
   }
-  batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
+  if (totals) batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
 
   // Move the writer's edge on: the completed subtree replaces the levels
   // it absorbed.

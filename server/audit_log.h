@@ -120,6 +120,13 @@ class AuditLog {
   [[nodiscard]] absl::StatusOr<uint64_t> Append(storage::Batch& batch,
                                                 v1::AuditEvent event);
 
+  // Appends `events` in order, as Append does each, but puts the new size
+  // and each case's latest index once for all of them: what a commit group
+  // of many events needs. On error the caller must drop `batch` and call
+  // Discard.
+  [[nodiscard]] absl::Status AppendAll(storage::Batch& batch,
+                                       std::vector<v1::AuditEvent> events);
+
   // The batch holding every append since the last Committed or Discard has
   // been written durably: readers now see those events.
   void Committed();
@@ -167,6 +174,10 @@ class AuditLog {
       size_t limit) const;
 
  private:
+  // Append's work; with `totals` it also puts the size and the case's
+  // latest index, which AppendAll puts once for the group.
+  absl::StatusOr<uint64_t> AppendOne(storage::Batch& batch,
+                                     v1::AuditEvent event, bool totals);
   // What the writer needs to continue the tree. frontier[k] is the hash of
   // the perfect subtree of 2^k leaves on the right edge, held when bit k of
   // size is set.

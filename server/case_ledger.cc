@@ -126,10 +126,9 @@ void CaseLedger::SaveCase(GroupWriter& writer, const CaseRecord& record,
   event.set_state(ReferralStateName(view.state()));
   // Event names and versions only: reasons and notes are the operators'
   // free text and may name people.
-  event.set_detail(Cat("version ", view.version(), ": ",
-                       view.events().empty()
-                           ? std::string()
-                           : view.events().rbegin()->name()));
+  event.set_detail(Cat(
+      "version ", view.version(), ": ",
+      view.events().empty() ? std::string() : view.events().rbegin()->name()));
   writer.Audit(std::move(event));
 }
 
@@ -144,11 +143,9 @@ void CaseLedger::SaveEvidence(GroupWriter& writer, const EvidenceRecord& record,
   event.set_peer(view.requester() == deps_.self->code ? view.collector()
                                                       : view.requester());
   event.set_state(EvidenceStateName(view.state()));
-  event.set_detail(Cat("evidence ", view.evidence_id(), " version ",
-                       view.version(), ": ",
-                       view.events().empty()
-                           ? std::string()
-                           : view.events().rbegin()->name()));
+  event.set_detail(Cat(
+      "evidence ", view.evidence_id(), " version ", view.version(), ": ",
+      view.events().empty() ? std::string() : view.events().rbegin()->name()));
   writer.Audit(std::move(event));
 }
 
@@ -164,6 +161,7 @@ absl::Status CaseLedger::Send(GroupWriter& writer, const std::string& recipient,
   body.set_kind(kind);
   body.set_case_id(case_id);
   body.set_priority(priority);
+  body.set_workflow(true);
   CASELINK_ASSIGN_OR_RETURN(
       *body.mutable_sealed_payload(),
       sealer_.Seal(
@@ -465,7 +463,7 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
 
 absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
                                            GroupWriter& writer) {
-  if (!body.has_sealed_payload()) return false;
+  if (!body.workflow() || !body.has_sealed_payload()) return false;
   switch (body.kind()) {
     case v1::MESSAGE_KIND_REFERRAL:
     case v1::MESSAGE_KIND_REFERRAL_DECISION:
@@ -487,11 +485,10 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
         Cat("sealed payload does not open: ", View(clear.status().message())));
   }
   v1::WorkflowPayload payload;
-  // Messages sent with `caselink send` carry any bytes; only those that
-  // parse as a workflow payload with content are taken in as case steps.
   if (!payload.ParseFromString(*clear) ||
       payload.content_case() == v1::WorkflowPayload::CONTENT_NOT_SET) {
-    return false;
+    return absl::InvalidArgumentError(
+        "payload is marked workflow but is not a workflow payload");
   }
   absl::Status status;
   switch (payload.content_case()) {
@@ -936,8 +933,7 @@ void CaseLedger::RecordPassedLimits(absl::Time now) {
           CASELINK_RETURN_IF_ERROR(Send(
               writer, record->view().requester(), v1::MESSAGE_KIND_CASE_STATUS,
               record->view().case_id(), record->view().priority(), payload));
-          SaveEvidence(writer, *record,
-                       v1::AUDIT_EVENT_KIND_TIME_LIMIT_PASSED);
+          SaveEvidence(writer, *record, v1::AUDIT_EVENT_KIND_TIME_LIMIT_PASSED);
           deps_.counters->Add("time_limits_passed");
           deps_.log->Info(
               "time_limit_passed",

@@ -126,9 +126,8 @@ class CaseLedger {
   absl::StatusOr<std::optional<store::v1::EvidenceRecord>> LoadEvidence(
       GroupWriter& writer, const std::string& evidence_id) const;
   // Writes the record and logs its new state.
-  void SaveCase(
-      GroupWriter& writer, const store::v1::CaseRecord& record,
-      v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE);
+  void SaveCase(GroupWriter& writer, const store::v1::CaseRecord& record,
+                v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE);
   void SaveEvidence(
       GroupWriter& writer, const store::v1::EvidenceRecord& record,
       v1::AuditEventKind kind = v1::AUDIT_EVENT_KIND_STATE_CHANGE);

@@ -691,10 +691,8 @@ absl::Status Committer::AppendAudit(Group& group) {
       absl::ToUnixMicros(group.now));
   for (v1::AuditEvent& event : group.audit) {
     if (!event.has_at()) *event.mutable_at() = at;
-    CASELINK_RETURN_IF_ERROR(
-        options_.audit_log->Append(group.batch, std::move(event)).status());
   }
-  return absl::OkStatus();
+  return options_.audit_log->AppendAll(group.batch, std::move(group.audit));
 }
 
 std::string Committer::Queue(Group& group, const std::string& peer,

@@ -364,7 +364,8 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
   if (audit) {
     CASELINK_RETURN_IF_ERROR(audit->AllowOnly({"head_interval_seconds"}));
     CASELINK_ASSIGN_OR_RETURN(
-        uint64_t seconds, audit->UnsignedOr("head_interval_seconds", 60, 86400));
+        uint64_t seconds,
+        audit->UnsignedOr("head_interval_seconds", 60, 86400));
     if (seconds == 0) {
       return audit->Error("head_interval_seconds", "must be at least 1");
     }

@@ -54,10 +54,9 @@ absl::Status Node::Open() {
       store_.get(), HashAlgorithmOf(identity_->signing_key.scheme()),
       config_.code);
   CASELINK_RETURN_IF_ERROR(audit_log_->Load());
-  tree_heads_ = std::make_unique<TreeHeads>(audit_log_.get(),
-                                            &identity_->signing_key,
-                                            config_.code,
-                                            identity_->signing_cert_pem);
+  tree_heads_ =
+      std::make_unique<TreeHeads>(audit_log_.get(), &identity_->signing_key,
+                                  config_.code, identity_->signing_cert_pem);
   audit_reader_ =
       std::make_unique<AuditReader>(audit_log_.get(), tree_heads_.get());
 
@@ -84,10 +83,9 @@ absl::Status Node::Open() {
   revocations_ =
       std::make_unique<Revocations>(config_.crl_bundle, std::move(cas), log_);
   CASELINK_RETURN_IF_ERROR(revocations_->Reload());
-  intake_ =
-      std::make_unique<Intake>(config_.code, config_.delivery, keys_.get(),
-                               revocations_.get(), &counters_, log_,
-                               committer_.get());
+  intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
+                                     keys_.get(), revocations_.get(),
+                                     &counters_, log_, committer_.get());
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
