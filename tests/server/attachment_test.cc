@@ -10,8 +10,12 @@
 #include <sstream>
 
 #include "caselink/v1/cases.grpc.pb.h"
+#include "caselink/v1/peer.grpc.pb.h"
 #include "core/crypto.h"
+#include "core/envelope.h"
+#include "core/seal.h"
 #include "core/strings.h"
+#include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/network.h"
@@ -446,8 +450,9 @@ TEST_F(AttachmentTest, SupplementAndEvidenceResultCarryTheirAttachments) {
 }
 
 TEST_F(AttachmentTest, ArrivingContentWithoutItsDigestIsRecordedAndRefused) {
-  // A node that sends a piece whose bytes are not what the digest names,
-  // as an operator can hand-make with SubmitMessage.
+  // Xiamen, spoken for by hand, sends the province a piece whose bytes are
+  // not what its digest names: signed, sealed and marked as a workflow
+  // message, as a faulty or forging node would send it.
   const std::string content = Content(1000, 13, "FORGED");
   const std::string digest = Sha256("the real content");
   v1::WorkflowPayload payload;
@@ -457,27 +462,62 @@ TEST_F(AttachmentTest, ArrivingContentWithoutItsDigestIsRecordedAndRefused) {
   chunk.set_total_size(content.size());
   chunk.set_data(content);
   chunk.set_digest_algorithm(v1::DIGEST_ALGORITHM_SHA256);
-  v1::SubmitMessageRequest request;
-  request.set_recipient(kFujian);
-  request.set_kind(v1::MESSAGE_KIND_REFERRAL);
-  request.set_case_id("CASE-FORGED-1");
-  request.set_payload(payload.SerializeAsString());
-  auto county = Client(kTongan);
-  auto submitted = county->Submit(request);
-  ASSERT_TRUE(submitted.ok()) << submitted.status();
+
+  const std::string pki = network_->PkiDir();
+  auto key = PrivateKey::LoadPemFile(Cat(pki, "/nodes/", kXiamen, "/sign.key"));
+  ASSERT_TRUE(key.ok()) << key.status();
+  auto seal_to = SealingPublicKey::FromCertificatePem(
+      ReadFile(Cat(pki, "/nodes/", kFujian, "/seal.crt")));
+  ASSERT_TRUE(seal_to.ok()) << seal_to.status();
+  v1::Body body;
+  body.set_message_id(NewMessageId());
+  body.set_sender(kXiamen);
+  body.set_recipient(kFujian);
+  *body.mutable_created_at() =
+      google::protobuf::util::TimeUtil::GetCurrentTime();
+  body.set_kind(v1::MESSAGE_KIND_REFERRAL);
+  body.set_case_id("CASE-FORGED-1");
+  body.set_priority(v1::PRIORITY_ORDINARY);
+  body.set_workflow(true);
+  auto sealed = Seal(*seal_to, payload.SerializeAsString(),
+                     SealAssociatedData(body.message_id(), kXiamen, kFujian));
+  ASSERT_TRUE(sealed.ok()) << sealed.status();
+  *body.mutable_sealed_payload() = std::move(*sealed);
+  std::vector<std::string> bodies = {body.SerializeAsString()};
+  auto envelopes = SignBodies(*key, bodies);
+  ASSERT_TRUE(envelopes.ok()) << envelopes.status();
+  v1::Envelope envelope = (*envelopes)[0];
+  envelope.mutable_routing()->add_hops(kXiamen);
+  envelope.mutable_routing()->set_hop_limit(8);
+
+  auto stub =
+      v1::PeerService::NewStub(network_->ChannelAsNode(kXiamen, kFujian));
+  grpc::ClientContext context;
+  auto stream = stub->Exchange(&context);
+  v1::ExchangeRequest hello;
+  hello.mutable_hello()->set_code(kXiamen);
+  hello.mutable_hello()->add_signing_certificates(
+      ReadFile(Cat(pki, "/nodes/", kXiamen, "/sign.crt")));
+  ASSERT_TRUE(stream->Write(hello));
+  v1::ExchangeRequest request;
+  *request.mutable_envelope() = envelope;
+  ASSERT_TRUE(stream->Write(request));
 
   // The sender hears why; the province keeps a record that says so.
-  ASSERT_TRUE(WaitFor(
-      [&] {
-        auto sent = county->GetSent(submitted->message_id());
-        return sent.ok() &&
-               sent->message().state() == v1::DELIVERY_STATE_REJECTED;
-      },
-      absl::Seconds(20)));
-  auto sent = county->GetSent(submitted->message_id());
-  ASSERT_TRUE(sent.ok());
-  EXPECT_NE(sent->message().reason().find("digest"), std::string::npos)
-      << sent->message().reason();
+  v1::Ack ack;
+  v1::ExchangeResponse response;
+  while (ack.message_id().empty() && stream->Read(&response)) {
+    for (const v1::Ack& one : response.acks()) {
+      if (one.message_id() == body.message_id()) ack = one;
+    }
+  }
+  stream->WritesDone();
+  while (stream->Read(&response)) {
+  }
+  stream->Finish();
+  EXPECT_EQ(ack.code(), static_cast<int>(absl::StatusCode::kDataLoss))
+      << ack.reason();
+  EXPECT_NE(ack.reason().find("digest"), std::string::npos) << ack.reason();
   auto province = Client(kFujian);
   ASSERT_TRUE(WaitFor(
       [&] {
