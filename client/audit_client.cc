@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "client/unary_call.h"
 #include "core/crypto.h"
 #include "core/grpc_status.h"
 #include "core/status_macros.h"
@@ -15,21 +16,6 @@ namespace caselink::client {
 namespace {
 
 using Stub = v1::AuditService::Stub;
-
-// Makes one blocking call of `method` with a deadline `timeout` from now.
-template <typename Request, typename Response>
-absl::StatusOr<Response> Call(Stub& stub,
-                              grpc::Status (Stub::*method)(grpc::ClientContext*,
-                                                           const Request&,
-                                                           Response*),
-                              const Request& request, absl::Duration timeout) {
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-  Response response;
-  CASELINK_RETURN_IF_ERROR(
-      FromGrpcStatus((stub.*method)(&context, request, &response)));
-  return response;
-}
 
 std::string HeadName(const v1::SignedTreeHead& head) {
   return Cat(head.code(), " size ", head.tree_size(), " root ",
@@ -82,11 +68,9 @@ AuditClient::AuditClient(std::shared_ptr<grpc::Channel> channel)
 
 absl::StatusOr<std::unique_ptr<AuditClient>> AuditClient::Connect(
     const ClientConfig& config) {
-  CASELINK_ASSIGN_OR_RETURN(
-      TlsMaterial tls,
-      LoadTlsMaterial(config.cert, config.key, config.ca_bundle));
-  return std::unique_ptr<AuditClient>(
-      new AuditClient(MutualTlsChannel(config.address, config.node_code, tls)));
+  CASELINK_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                            ChannelFor(config));
+  return std::unique_ptr<AuditClient>(new AuditClient(std::move(channel)));
 }
 
 std::unique_ptr<AuditClient> AuditClient::ForChannel(
@@ -98,7 +82,7 @@ absl::StatusOr<v1::GetTreeHeadResponse> AuditClient::GetTreeHead(
     bool fresh, absl::Duration timeout) {
   v1::GetTreeHeadRequest request;
   request.set_fresh(fresh);
-  return Call(*stub_, &Stub::GetTreeHead, request, timeout);
+  return UnaryCall(*stub_, &Stub::GetTreeHead, request, timeout);
 }
 
 absl::StatusOr<v1::AuditAnswer> AuditClient::GetCaseHistory(
@@ -108,12 +92,12 @@ absl::StatusOr<v1::AuditAnswer> AuditClient::GetCaseHistory(
   request.set_case_id(std::string(case_id));
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
-  return Call(*stub_, &Stub::GetCaseHistory, request, timeout);
+  return UnaryCall(*stub_, &Stub::GetCaseHistory, request, timeout);
 }
 
 absl::StatusOr<v1::AuditAnswer> AuditClient::QueryEvents(
     const v1::QueryEventsRequest& request, absl::Duration timeout) {
-  return Call(*stub_, &Stub::QueryEvents, request, timeout);
+  return UnaryCall(*stub_, &Stub::QueryEvents, request, timeout);
 }
 
 absl::StatusOr<v1::GetConsistencyProofResponse>
@@ -123,20 +107,20 @@ AuditClient::GetConsistencyProof(uint64_t first_tree_size,
   v1::GetConsistencyProofRequest request;
   request.set_first_tree_size(first_tree_size);
   request.set_second_tree_size(second_tree_size);
-  return Call(*stub_, &Stub::GetConsistencyProof, request, timeout);
+  return UnaryCall(*stub_, &Stub::GetConsistencyProof, request, timeout);
 }
 
 absl::StatusOr<v1::GetCasePathResponse> AuditClient::GetCasePath(
     std::string_view case_id, absl::Duration timeout) {
   v1::GetCasePathRequest request;
   request.set_case_id(std::string(case_id));
-  return Call(*stub_, &Stub::GetCasePath, request, timeout);
+  return UnaryCall(*stub_, &Stub::GetCasePath, request, timeout);
 }
 
 absl::StatusOr<v1::GetWitnessedHeadsResponse> AuditClient::GetWitnessedHeads(
     absl::Duration timeout) {
-  return Call(*stub_, &Stub::GetWitnessedHeads, v1::GetWitnessedHeadsRequest(),
-              timeout);
+  return UnaryCall(*stub_, &Stub::GetWitnessedHeads,
+                   v1::GetWitnessedHeadsRequest(), timeout);
 }
 
 absl::StatusOr<v1::AuditAnswer> AuditClient::FullCaseHistory(

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "client/attachment_file.h"
+#include "client/unary_call.h"
 #include "core/crypto.h"
 #include "core/grpc_status.h"
 #include "core/status_macros.h"
@@ -20,21 +21,6 @@ void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
 
-// Makes one blocking call of `method` with a deadline `timeout` from now.
-template <typename Stub, typename Request, typename Response>
-absl::StatusOr<Response> Call(Stub& stub,
-                              grpc::Status (Stub::*method)(grpc::ClientContext*,
-                                                           const Request&,
-                                                           Response*),
-                              const Request& request, absl::Duration timeout) {
-  grpc::ClientContext context;
-  SetDeadline(context, timeout);
-  Response response;
-  CASELINK_RETURN_IF_ERROR(
-      FromGrpcStatus((stub.*method)(&context, request, &response)));
-  return response;
-}
-
 }  // namespace
 
 NodeClient::NodeClient(std::shared_ptr<grpc::Channel> channel)
@@ -44,11 +30,9 @@ NodeClient::NodeClient(std::shared_ptr<grpc::Channel> channel)
 
 absl::StatusOr<std::unique_ptr<NodeClient>> NodeClient::Connect(
     const ClientConfig& config) {
-  CASELINK_ASSIGN_OR_RETURN(
-      TlsMaterial tls,
-      LoadTlsMaterial(config.cert, config.key, config.ca_bundle));
-  return std::unique_ptr<NodeClient>(
-      new NodeClient(MutualTlsChannel(config.address, config.node_code, tls)));
+  CASELINK_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                            ChannelFor(config));
+  return std::unique_ptr<NodeClient>(new NodeClient(std::move(channel)));
 }
 
 std::unique_ptr<NodeClient> NodeClient::ForChannel(
@@ -58,14 +42,14 @@ std::unique_ptr<NodeClient> NodeClient::ForChannel(
 
 absl::StatusOr<v1::GetStatusResponse> NodeClient::GetStatus(
     absl::Duration timeout) {
-  return Call(*stub_, &v1::OperatorService::Stub::GetStatus,
-              v1::GetStatusRequest(), timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::GetStatus,
+                   v1::GetStatusRequest(), timeout);
 }
 
 absl::StatusOr<v1::SubmitMessageResponse> NodeClient::Submit(
     const v1::SubmitMessageRequest& request, absl::Duration timeout) {
-  return Call(*stub_, &v1::OperatorService::Stub::SubmitMessage, request,
-              timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::SubmitMessage, request,
+                   timeout);
 }
 
 absl::StatusOr<v1::ListSentResponse> NodeClient::ListSent(
@@ -73,14 +57,16 @@ absl::StatusOr<v1::ListSentResponse> NodeClient::ListSent(
   v1::ListSentRequest request;
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
-  return Call(*stub_, &v1::OperatorService::Stub::ListSent, request, timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::ListSent, request,
+                   timeout);
 }
 
 absl::StatusOr<v1::GetSentResponse> NodeClient::GetSent(
     std::string_view message_id, absl::Duration timeout) {
   v1::GetSentRequest request;
   request.set_message_id(std::string(message_id));
-  return Call(*stub_, &v1::OperatorService::Stub::GetSent, request, timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::GetSent, request,
+                   timeout);
 }
 
 absl::StatusOr<v1::ListInboxResponse> NodeClient::ListInbox(
@@ -90,22 +76,24 @@ absl::StatusOr<v1::ListInboxResponse> NodeClient::ListInbox(
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
   request.set_unhandled_only(unhandled_only);
-  return Call(*stub_, &v1::OperatorService::Stub::ListInbox, request, timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::ListInbox, request,
+                   timeout);
 }
 
 absl::StatusOr<v1::GetInboxMessageResponse> NodeClient::GetInboxMessage(
     std::string_view message_id, absl::Duration timeout) {
   v1::GetInboxMessageRequest request;
   request.set_message_id(std::string(message_id));
-  return Call(*stub_, &v1::OperatorService::Stub::GetInboxMessage, request,
-              timeout);
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::GetInboxMessage, request,
+                   timeout);
 }
 
 absl::Status NodeClient::MarkHandled(std::string_view message_id,
                                      absl::Duration timeout) {
   v1::MarkHandledRequest request;
   request.set_message_id(std::string(message_id));
-  return Call(*stub_, &v1::OperatorService::Stub::MarkHandled, request, timeout)
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::MarkHandled, request,
+                   timeout)
       .status();
 }
 
@@ -114,7 +102,7 @@ absl::Status NodeClient::MarkHandled(std::string_view message_id,
 
 absl::StatusOr<v1::CaseResponse> NodeClient::CreateReferral(
     const v1::CreateReferralRequest& request, absl::Duration timeout) {
-  return Call(*case_stub_, &CaseStub::CreateReferral, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::CreateReferral, request, timeout);
 }
 
 absl::StatusOr<v1::CaseResponse> NodeClient::StepReferral(
@@ -123,14 +111,14 @@ absl::StatusOr<v1::CaseResponse> NodeClient::StepReferral(
   v1::StepReferralRequest request;
   request.set_case_id(std::string(case_id));
   *request.mutable_step() = step;
-  return Call(*case_stub_, &CaseStub::StepReferral, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::StepReferral, request, timeout);
 }
 
 absl::StatusOr<v1::GetCaseResponse> NodeClient::GetCase(
     std::string_view case_id, absl::Duration timeout) {
   v1::GetCaseRequest request;
   request.set_case_id(std::string(case_id));
-  return Call(*case_stub_, &CaseStub::GetCase, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::GetCase, request, timeout);
 }
 
 absl::StatusOr<v1::ListCasesResponse> NodeClient::ListCases(
@@ -138,12 +126,12 @@ absl::StatusOr<v1::ListCasesResponse> NodeClient::ListCases(
   v1::ListCasesRequest request;
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
-  return Call(*case_stub_, &CaseStub::ListCases, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::ListCases, request, timeout);
 }
 
 absl::StatusOr<v1::EvidenceResponse> NodeClient::RequestEvidence(
     const v1::RequestEvidenceRequest& request, absl::Duration timeout) {
-  return Call(*case_stub_, &CaseStub::RequestEvidence, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::RequestEvidence, request, timeout);
 }
 
 absl::StatusOr<v1::EvidenceResponse> NodeClient::StepEvidence(
@@ -152,14 +140,14 @@ absl::StatusOr<v1::EvidenceResponse> NodeClient::StepEvidence(
   v1::StepEvidenceRequest request;
   request.set_evidence_id(std::string(evidence_id));
   *request.mutable_step() = step;
-  return Call(*case_stub_, &CaseStub::StepEvidence, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::StepEvidence, request, timeout);
 }
 
 absl::StatusOr<v1::EvidenceResponse> NodeClient::GetEvidence(
     std::string_view evidence_id, absl::Duration timeout) {
   v1::GetEvidenceRequest request;
   request.set_evidence_id(std::string(evidence_id));
-  return Call(*case_stub_, &CaseStub::GetEvidence, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::GetEvidence, request, timeout);
 }
 
 absl::StatusOr<v1::ListEvidenceResponse> NodeClient::ListEvidence(
@@ -167,7 +155,7 @@ absl::StatusOr<v1::ListEvidenceResponse> NodeClient::ListEvidence(
   v1::ListEvidenceRequest request;
   request.set_page_size(page_size);
   request.set_page_token(std::string(page_token));
-  return Call(*case_stub_, &CaseStub::ListEvidence, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::ListEvidence, request, timeout);
 }
 
 absl::StatusOr<v1::ListDueResponse> NodeClient::ListDue(
@@ -180,7 +168,7 @@ absl::StatusOr<v1::ListDueResponse> NodeClient::ListDue(
   request.set_within_seconds(static_cast<uint64_t>(
       absl::ToInt64Seconds(absl::Ceil(within, absl::Seconds(1)))));
   request.set_subtree(subtree);
-  return Call(*case_stub_, &CaseStub::ListDue, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::ListDue, request, timeout);
 }
 
 // ---------------------------------------------------------------------------
@@ -190,7 +178,7 @@ absl::StatusOr<v1::GetUploadResponse> NodeClient::GetUpload(
     std::string_view digest, absl::Duration timeout) {
   v1::GetUploadRequest request;
   request.set_digest(std::string(digest));
-  return Call(*case_stub_, &CaseStub::GetUpload, request, timeout);
+  return UnaryCall(*case_stub_, &CaseStub::GetUpload, request, timeout);
 }
 
 absl::StatusOr<v1::AttachmentRef> NodeClient::UploadAttachment(
