@@ -102,6 +102,32 @@ StepContext CaseLedger::ContextAt(absl::Time now) const {
   return context;
 }
 
+void CaseLedger::RecordRefusal(const absl::Status& status,
+                               const std::string& case_id,
+                               const std::string& evidence_id,
+                               std::string_view step) {
+  // Refusals by the rules are events; a failure to write is not a refusal
+  // of the step, and the operator hears of it anyway.
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kAlreadyExists:
+      break;
+    default:
+      return;
+  }
+  v1::AuditEvent event;
+  event.set_kind(v1::AUDIT_EVENT_KIND_REFUSAL);
+  if (case_id.size() <= kMaxIdLength) event.set_case_id(case_id);
+  event.set_peer(deps_.self->code);
+  event.set_detail(Cat(
+      "operator step ", step, evidence_id.empty() ? "" : " on evidence ",
+      evidence_id.substr(0, kMaxIdLength), ": ",
+      absl::StatusCodeToString(status.code()), ": ", View(status.message())));
+  deps_.committer->AuditOnly(std::move(event));
+}
+
 absl::StatusOr<std::optional<CaseRecord>> CaseLedger::LoadCase(
     GroupWriter& writer, const std::string& case_id) const {
   return Load<CaseRecord>(writer, CaseKey(case_id), Cat("case ", case_id));
@@ -195,6 +221,8 @@ void CaseLedger::CreateReferral(std::string handler, std::string case_id,
                                 Reply<v1::CaseView> done) {
   auto result = std::make_shared<v1::CaseView>();
   const std::string& self = deps_.self->code;
+  // Copied before the call: its two closures are built in no fixed order.
+  const std::string refused_case = case_id;
   deps_.committer->Apply(
       [this, handler = std::move(handler), case_id = std::move(case_id),
        referral = std::move(referral), result,
@@ -229,7 +257,9 @@ void CaseLedger::CreateReferral(std::string handler, std::string case_id,
         *result = record.view();
         return absl::OkStatus();
       },
-      [done = std::move(done), result](const absl::Status& status) {
+      [this, done = std::move(done), result,
+       refused_case](const absl::Status& status) {
+        RecordRefusal(status, refused_case, "", "create_referral");
         Finish(done, status, result);
       });
 }
@@ -321,6 +351,8 @@ absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
 void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
                               Reply<v1::CaseView> done) {
   auto result = std::make_shared<v1::CaseView>();
+  const std::string refused_case = case_id;
+  const std::string name(StepName(step));
   deps_.committer->Apply(
       [this, case_id = std::move(case_id), step = std::move(step),
        result](GroupWriter& writer) -> absl::Status {
@@ -360,7 +392,9 @@ void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
         *result = record->view();
         return absl::OkStatus();
       },
-      [done = std::move(done), result](const absl::Status& status) {
+      [this, done = std::move(done), result, refused_case,
+       name](const absl::Status& status) {
+        RecordRefusal(status, refused_case, "", name);
         Finish(done, status, result);
       });
 }
@@ -369,6 +403,7 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
                                  v1::EvidenceRequest request,
                                  Reply<v1::EvidenceView> done) {
   auto result = std::make_shared<v1::EvidenceView>();
+  const std::string refused_case = case_id;
   deps_.committer->Apply(
       [this, case_id = std::move(case_id), collector = std::move(collector),
        request = std::move(request),
@@ -400,7 +435,9 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
         *result = evidence.view();
         return absl::OkStatus();
       },
-      [done = std::move(done), result](const absl::Status& status) {
+      [this, done = std::move(done), result,
+       refused_case](const absl::Status& status) {
+        RecordRefusal(status, refused_case, "", "request_evidence");
         Finish(done, status, result);
       });
 }
@@ -408,6 +445,8 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
 void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
                               Reply<v1::EvidenceView> done) {
   auto result = std::make_shared<v1::EvidenceView>();
+  const std::string evidence = evidence_id;
+  const std::string name(StepName(step));
   deps_.committer->Apply(
       [this, evidence_id = std::move(evidence_id), step = std::move(step),
        result](GroupWriter& writer) -> absl::Status {
@@ -456,7 +495,9 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
         *result = record->view();
         return absl::OkStatus();
       },
-      [done = std::move(done), result](const absl::Status& status) {
+      [this, done = std::move(done), result, evidence,
+       name](const absl::Status& status) {
+        RecordRefusal(status, "", evidence, name);
         Finish(done, status, result);
       });
 }

@@ -136,6 +136,9 @@ class CaseLedger {
       GroupWriter& writer) const;
 
   StepContext ContextAt(absl::Time now) const;
+  // Logs an operator's step that the rules refused, as a refusal event.
+  void RecordRefusal(const absl::Status& status, const std::string& case_id,
+                     const std::string& evidence_id, std::string_view step);
 
   const CaseLedgerDeps deps_;
   SealingCache sealer_;

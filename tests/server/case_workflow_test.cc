@@ -5,6 +5,7 @@
 // time limits that pass, green channel first.
 #include <set>
 
+#include "caselink/v1/audit.grpc.pb.h"
 #include "caselink/v1/cases.pb.h"
 #include "core/strings.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -369,6 +370,36 @@ TEST_F(CaseWorkflowTest, IllegalStepsAreRefusedNamingTheStateOrField) {
   // After all of that, the case is where it was, on both sides.
   v1::CaseView view = Converged(case_id, v1::REFERRAL_STATE_RECEIVED);
   EXPECT_EQ(view.version(), 2u);
+
+  // Each refusal is an event in the refusing node's audit log.
+  auto auditor = network_->AuditorClient(kJinjiang);
+  ASSERT_TRUE(auditor.ok()) << auditor.status();
+  auto audit = v1::AuditService::NewStub((*auditor)->channel());
+  std::vector<std::string> refusals;
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        grpc::ClientContext context;
+        v1::GetCaseHistoryRequest request;
+        request.set_case_id(case_id);
+        v1::AuditAnswer answer;
+        if (!audit->GetCaseHistory(&context, request, &answer).ok()) {
+          return false;
+        }
+        refusals.clear();
+        for (const v1::AuditEntry& entry : answer.entries()) {
+          v1::AuditEvent event;
+          if (event.ParseFromString(entry.event()) &&
+              event.kind() == v1::AUDIT_EVENT_KIND_REFUSAL) {
+            refusals.push_back(event.detail());
+          }
+        }
+        return refusals.size() == 2;
+      },
+      absl::Seconds(10)));
+  EXPECT_NE(refusals[0].find("operator step assign"), std::string::npos)
+      << refusals[0];
+  EXPECT_NE(refusals[1].find("operator step reject"), std::string::npos)
+      << refusals[1];
 }
 
 TEST_F(CaseWorkflowTest, JurisdictionQuestionGoesToTheSuperiorWhichRoutesIt) {
