@@ -102,6 +102,23 @@ StepContext CaseLedger::ContextAt(absl::Time now) const {
   return context;
 }
 
+template <typename T>
+void CaseLedger::Run(Refusal refusal,
+                     std::function<absl::Status(GroupWriter&, T&)> change,
+                     Reply<T> done) {
+  auto result = std::make_shared<T>();
+  deps_.committer->Apply(
+      [change = std::move(change), result](GroupWriter& writer) {
+        return change(writer, *result);
+      },
+      [this, done = std::move(done), result,
+       refusal = std::move(refusal)](const absl::Status& status) {
+        RecordRefusal(status, refusal.case_id, refusal.evidence_id,
+                      refusal.step);
+        Finish(done, status, result);
+      });
+}
+
 void CaseLedger::RecordRefusal(const absl::Status& status,
                                const std::string& case_id,
                                const std::string& evidence_id,
@@ -219,14 +236,14 @@ absl::Status CaseLedger::Publish(GroupWriter& writer, const CaseRecord& record,
 void CaseLedger::CreateReferral(std::string handler, std::string case_id,
                                 v1::Referral referral,
                                 Reply<v1::CaseView> done) {
-  auto result = std::make_shared<v1::CaseView>();
   const std::string& self = deps_.self->code;
-  // Copied before the call: its two closures are built in no fixed order.
-  const std::string refused_case = case_id;
-  deps_.committer->Apply(
+  // Built before the call: its arguments are evaluated in no fixed order.
+  Refusal refusal{case_id, "", "create_referral"};
+  Run<v1::CaseView>(
+      std::move(refusal),
       [this, handler = std::move(handler), case_id = std::move(case_id),
-       referral = std::move(referral), result,
-       &self](GroupWriter& writer) mutable -> absl::Status {
+       referral = std::move(referral), &self](
+          GroupWriter& writer, v1::CaseView& result) mutable -> absl::Status {
         if (case_id.empty()) case_id = NewId(self, writer.now());
         CASELINK_RETURN_IF_ERROR(CheckId("case_id", case_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> existing,
@@ -254,14 +271,10 @@ void CaseLedger::CreateReferral(std::string handler, std::string case_id,
                                       v1::MESSAGE_KIND_REFERRAL, case_id,
                                       record.view().priority(), payload));
         SaveCase(writer, record);
-        *result = record.view();
+        result = record.view();
         return absl::OkStatus();
       },
-      [this, done = std::move(done), result,
-       refused_case](const absl::Status& status) {
-        RecordRefusal(status, refused_case, "", "create_referral");
-        Finish(done, status, result);
-      });
+      std::move(done));
 }
 
 absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
@@ -350,12 +363,11 @@ absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
 
 void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
                               Reply<v1::CaseView> done) {
-  auto result = std::make_shared<v1::CaseView>();
-  const std::string refused_case = case_id;
-  const std::string name(StepName(step));
-  deps_.committer->Apply(
-      [this, case_id = std::move(case_id), step = std::move(step),
-       result](GroupWriter& writer) -> absl::Status {
+  Refusal refusal{case_id, "", std::string(StepName(step))};
+  Run<v1::CaseView>(
+      std::move(refusal),
+      [this, case_id = std::move(case_id), step = std::move(step)](
+          GroupWriter& writer, v1::CaseView& result) -> absl::Status {
         const std::string& self = deps_.self->code;
         CASELINK_RETURN_IF_ERROR(CheckId("case_id", case_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
@@ -385,29 +397,25 @@ void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
                                             ? v1::MESSAGE_KIND_SUPPLEMENT
                                             : v1::MESSAGE_KIND_WITHDRAWAL,
                                         case_id, view.priority(), payload));
-          *result = view;
+          result = view;
           return absl::OkStatus();
         }
         CASELINK_RETURN_IF_ERROR(ApplyStepAsOwner(writer, *record, step, self));
-        *result = record->view();
+        result = record->view();
         return absl::OkStatus();
       },
-      [this, done = std::move(done), result, refused_case,
-       name](const absl::Status& status) {
-        RecordRefusal(status, refused_case, "", name);
-        Finish(done, status, result);
-      });
+      std::move(done));
 }
 
 void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
                                  v1::EvidenceRequest request,
                                  Reply<v1::EvidenceView> done) {
-  auto result = std::make_shared<v1::EvidenceView>();
-  const std::string refused_case = case_id;
-  deps_.committer->Apply(
+  Refusal refusal{case_id, "", "request_evidence"};
+  Run<v1::EvidenceView>(
+      std::move(refusal),
       [this, case_id = std::move(case_id), collector = std::move(collector),
-       request = std::move(request),
-       result](GroupWriter& writer) -> absl::Status {
+       request = std::move(request)](GroupWriter& writer,
+                                     v1::EvidenceView& result) -> absl::Status {
         const std::string& self = deps_.self->code;
         CASELINK_RETURN_IF_ERROR(CheckId("case_id", case_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
@@ -432,24 +440,19 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
             Send(writer, collector, v1::MESSAGE_KIND_EVIDENCE_REQUEST, case_id,
                  evidence.view().priority(), payload));
         SaveEvidence(writer, evidence);
-        *result = evidence.view();
+        result = evidence.view();
         return absl::OkStatus();
       },
-      [this, done = std::move(done), result,
-       refused_case](const absl::Status& status) {
-        RecordRefusal(status, refused_case, "", "request_evidence");
-        Finish(done, status, result);
-      });
+      std::move(done));
 }
 
 void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
                               Reply<v1::EvidenceView> done) {
-  auto result = std::make_shared<v1::EvidenceView>();
-  const std::string evidence = evidence_id;
-  const std::string name(StepName(step));
-  deps_.committer->Apply(
-      [this, evidence_id = std::move(evidence_id), step = std::move(step),
-       result](GroupWriter& writer) -> absl::Status {
+  Refusal refusal{"", evidence_id, std::string(StepName(step))};
+  Run<v1::EvidenceView>(
+      std::move(refusal),
+      [this, evidence_id = std::move(evidence_id), step = std::move(step)](
+          GroupWriter& writer, v1::EvidenceView& result) -> absl::Status {
         const std::string& self = deps_.self->code;
         CASELINK_RETURN_IF_ERROR(CheckId("evidence_id", evidence_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<EvidenceRecord> record,
@@ -467,7 +470,7 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
           CASELINK_RETURN_IF_ERROR(
               Send(writer, view.collector(), v1::MESSAGE_KIND_CASE_STATUS,
                    view.case_id(), view.priority(), payload));
-          *result = view;
+          result = view;
           return absl::OkStatus();
         }
         StepContext context = ContextAt(writer.now());
@@ -492,14 +495,10 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
                  record->view().case_id(), record->view().priority(), payload));
         SaveEvidence(writer, *record);
         deps_.counters->Add(Cat("evidence_", StepName(step)));
-        *result = record->view();
+        result = record->view();
         return absl::OkStatus();
       },
-      [this, done = std::move(done), result, evidence,
-       name](const absl::Status& status) {
-        RecordRefusal(status, "", evidence, name);
-        Finish(done, status, result);
-      });
+      std::move(done));
 }
 
 absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,

@@ -136,6 +136,19 @@ class CaseLedger {
       GroupWriter& writer) const;
 
   StepContext ContextAt(absl::Time now) const;
+  // What an operator's change was about, for the refusal event it leaves
+  // if the rules refuse it.
+  struct Refusal {
+    std::string case_id;
+    std::string evidence_id;
+    std::string step;
+  };
+  // Runs `change` on the committer thread; `done` gets what it left in its
+  // result once that is durable, or its error, which is logged as a
+  // refusal when the rules refused it.
+  template <typename T>
+  void Run(Refusal refusal,
+           std::function<absl::Status(GroupWriter&, T&)> change, Reply<T> done);
   // Logs an operator's step that the rules refused, as a refusal event.
   void RecordRefusal(const absl::Status& status, const std::string& case_id,
                      const std::string& evidence_id, std::string_view step);
