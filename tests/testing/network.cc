@@ -32,7 +32,10 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(path_, ec);
 }
 
-std::string CaselinkdPath() { return CASELINK_CASELINKD_PATH; }
+std::string CaselinkdPath() {
+  const char* other = std::getenv("CASELINK_CASELINKD");
+  return other != nullptr && *other != '\0' ? other : CASELINK_CASELINKD_PATH;
+}
 std::string CaselinkCliPath() { return CASELINK_CLI_PATH; }
 std::string SourceDir() { return CASELINK_SOURCE_DIR; }
 

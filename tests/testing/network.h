@@ -144,7 +144,9 @@ class TestNetwork {
 // Polls `condition` every 50 ms until it holds or `timeout` passes.
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout);
 
-// Paths of the built programs and the source tree.
+// Paths of the built programs and the source tree. CASELINK_CASELINKD in
+// the environment names another caselinkd to run, as benchmarks comparing
+// two builds do.
 std::string CaselinkdPath();
 std::string CaselinkCliPath();
 std::string SourceDir();
