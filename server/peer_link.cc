@@ -297,9 +297,8 @@ bool PeerLink::Fill(Stream* stream) {
     absl::MutexLock lock(&mu_);
     size_t room = delivery_.window -
                   std::min<size_t>(delivery_.window, in_flight_.size());
-    storage::Cursor cursor =
-        deps_.store->NewCursor(storage::Family::kOutbox, peer_.code);
-    if (!next_key_.empty()) cursor.Seek(next_key_);
+    storage::Cursor cursor = deps_.store->NewCursor(storage::Family::kOutbox,
+                                                    peer_.code, next_key_);
     std::string last_key;
     for (; cursor.Valid() && batch.size() < room; cursor.Next()) {
       store::v1::OutboxEntry entry;

@@ -567,7 +567,8 @@ absl::Status Store::Commit(Batch& batch) {
   return absl::OkStatus();
 }
 
-Cursor Store::NewCursor(Family family, std::string_view prefix) const {
+Cursor Store::NewCursor(Family family, std::string_view prefix,
+                        std::string_view start) const {
   auto state = std::make_unique<Cursor::State>();
   state->context =
       absl::StrCat("scanning ", ToAbsl(FamilyName(family)), " in ", dir_);
@@ -582,8 +583,9 @@ Cursor Store::NewCursor(Family family, std::string_view prefix) const {
     read_options.iterate_upper_bound = &state->upper_slice;
   }
   state->iter.reset(db_->NewIterator(read_options, Handle(family)));
-  state->iter->Seek(state->lower_slice);
-  return Cursor(std::move(state));
+  Cursor cursor(std::move(state));
+  cursor.Seek(start);
+  return cursor;
 }
 
 absl::Status Store::Scan(

@@ -205,9 +205,12 @@ class Store {
   [[nodiscard]] absl::Status Commit(Batch& batch);
 
   // A cursor over the keys of `family` starting with `prefix` (all keys when
-  // empty), positioned at the first of them. Failures to read show in the
-  // cursor's status().
-  [[nodiscard]] Cursor NewCursor(Family family, std::string_view prefix) const;
+  // empty), positioned at the first of them that is not below `start`.
+  // Failures to read show in the cursor's status(). Give `start` rather
+  // than seeking after: the first seek walks over every deleted key before
+  // where it lands, and a queue deleted from its front holds many.
+  [[nodiscard]] Cursor NewCursor(Family family, std::string_view prefix,
+                                 std::string_view start = {}) const;
 
   // Calls `visit` for each entry of `family` whose key starts with `prefix`,
   // in key order, until it returns false. Returns the first read error.

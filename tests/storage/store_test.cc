@@ -527,6 +527,16 @@ TEST(StoreTest, ScanStopsAtPrefixEnd) {
   moved.Next();
   moved.Next();
   EXPECT_FALSE(moved.Valid());
+
+  // A cursor can start part way into its range, but never before it.
+  Cursor started = store->NewCursor(Family::kOutbox, "outbox/a/", "outbox/a/2");
+  ASSERT_TRUE(started.Valid());
+  EXPECT_EQ(started.key(), "outbox/a/2");
+  Cursor clamped = store->NewCursor(Family::kOutbox, "outbox/a/", "a");
+  ASSERT_TRUE(clamped.Valid());
+  EXPECT_EQ(clamped.key(), "outbox/a/1");
+  EXPECT_FALSE(
+      store->NewCursor(Family::kOutbox, "outbox/a/", "outbox/a/3").Valid());
 }
 
 TEST(StoreTest, PrefixSuccessorIsTheExclusiveBound) {
