@@ -370,6 +370,9 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     } else {
       OutboxEntry entry;
       entry.set_message_id(id);
+      entry.set_relayed(true);
+      entry.set_message_kind(body.kind());
+      entry.set_case_id(body.case_id());
       *entry.mutable_envelope() = std::move(arrival.envelope);
       v1::Routing* routing = entry.mutable_envelope()->mutable_routing();
       routing->add_hops(options_.self);
@@ -580,6 +583,14 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
       ReportUndeliverable(
           group, body, Cat("refused by ", verdict.peer, ": ", verdict.reason));
     }
+  }
+  if (verdict.relayed && verdict.code == 0) {
+    v1::Body relayed;
+    relayed.set_message_id(verdict.message_id);
+    relayed.set_kind(verdict.message_kind);
+    relayed.set_case_id(verdict.case_id);
+    Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, relayed, verdict.peer,
+          "relayed");
   }
   group.batch.Delete(Family::kOutbox, verdict.outbox_key);
   if (!verdict.originated_here) return;

@@ -100,6 +100,10 @@ struct HopVerdict {
   bool originated_here = false;
   int code = 0;  // google.rpc.Code; 0 is OK.
   std::string reason;
+  // For an envelope this node relayed: what its audit log records of it.
+  bool relayed = false;
+  v1::MessageKind message_kind = v1::MESSAGE_KIND_UNSPECIFIED;
+  std::string case_id;
 };
 
 // Verdicts of one stream read, applied together.

@@ -312,7 +312,8 @@ bool PeerLink::Fill(Stream* stream) {
       const std::string& id = entry.message_id();
       if (in_flight_.contains(id) || settling_.contains(id)) continue;
       in_flight_[id] =
-          Flight{std::string(cursor.key()), entry.originated_here()};
+          Flight{std::string(cursor.key()), entry.originated_here(),
+                 entry.relayed(), entry.message_kind(), entry.case_id()};
       last_key = std::string(cursor.key());
       batch.push_back(std::move(entry));
     }
@@ -345,9 +346,12 @@ void PeerLink::ReadAcks(Stream* stream) {
       for (const v1::Ack& ack : response.acks()) {
         auto it = in_flight_.find(ack.message_id());
         if (it == in_flight_.end()) continue;
-        HopVerdict verdict{peer_.code,       it->second.outbox_key,
-                           ack.message_id(), it->second.originated_here,
-                           ack.code(),       ack.reason()};
+        const Flight& flight = it->second;
+        HopVerdict verdict{peer_.code,        flight.outbox_key,
+                           ack.message_id(),  flight.originated_here,
+                           ack.code(),        ack.reason(),
+                           flight.relayed,    flight.message_kind,
+                           flight.case_id};
         in_flight_.erase(it);
         if (ack.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
           // The peer could not store it for now: keep it queued and try

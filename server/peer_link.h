@@ -99,6 +99,9 @@ class PeerLink {
   struct Flight {
     std::string outbox_key;
     bool originated_here = false;
+    bool relayed = false;
+    v1::MessageKind message_kind = v1::MESSAGE_KIND_UNSPECIFIED;
+    std::string case_id;
   };
 
   void Run();

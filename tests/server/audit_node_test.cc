@@ -238,7 +238,10 @@ TEST_F(AuditNodeTest, CaseHistoryAndPathVerifyAgainstSignedHeads) {
   // Xiamen relayed it; Siming received it and changed its state.
   for (const v1::NodeHistory& node : path.nodes()) {
     if (node.code() == kXiamen) {
+      // It logs passing each message on and the next hop's acknowledgement.
       EXPECT_TRUE(Kinds(node.answer()).count(v1::AUDIT_EVENT_KIND_RELAYED));
+      EXPECT_TRUE(
+          Kinds(node.answer()).count(v1::AUDIT_EVENT_KIND_ACKNOWLEDGED));
     }
     if (node.code() == kSiming) {
       EXPECT_TRUE(
