@@ -201,11 +201,16 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path,
 }
 
 const EVP_MD* MessageDigestOf(HashAlgorithm algorithm) {
+  // Fetched once from the default provider: OpenSSL 3 otherwise looks the
+  // algorithm up again at every digest it starts, which costs more than
+  // hashing a short Merkle node. Never freed.
+  static EVP_MD* const sha256 = EVP_MD_fetch(nullptr, "SHA2-256", nullptr);
+  static EVP_MD* const sm3 = EVP_MD_fetch(nullptr, "SM3", nullptr);
   switch (algorithm) {
     case HashAlgorithm::kSha256:
-      return EVP_sha256();
+      return sha256;
     case HashAlgorithm::kSm3:
-      return EVP_sm3();
+      return sm3;
   }
   return nullptr;
 }

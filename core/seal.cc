@@ -298,6 +298,19 @@ bool CipherUpdate(EVP_CIPHER_CTX* ctx, unsigned char* out,
   return true;
 }
 
+// The ciphers, fetched once from the default provider rather than looked up
+// at every payload. Never freed.
+const EVP_CIPHER* Aes256GcmCipher() {
+  static EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  return cipher;
+}
+
+const EVP_CIPHER* Sm4CtrCipher() {
+  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "SM4-CTR", nullptr);
+  return cipher;
+}
+
 // AES-256-GCM encryption: returns ciphertext || tag.
 absl::StatusOr<std::string> GcmSeal(const SecretBytes& key,
                                     std::string_view nonce,
@@ -307,7 +320,7 @@ absl::StatusOr<std::string> GcmSeal(const SecretBytes& key,
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int final_length = 0;
   if (ctx == nullptr ||
-      EVP_CipherInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), Bytes(nonce),
+      EVP_CipherInit_ex2(ctx.get(), Aes256GcmCipher(), key.data(), Bytes(nonce),
                          /*enc=*/1, nullptr) != 1 ||
       !CipherUpdate(ctx.get(), nullptr, associated_data) ||
       !CipherUpdate(ctx.get(), MutableBytes(out), plaintext) ||
@@ -331,7 +344,7 @@ absl::StatusOr<std::string> GcmOpen(const SecretBytes& key,
   std::string tag(sealed.substr(body.size()));
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   if (ctx == nullptr ||
-      EVP_CipherInit_ex2(ctx.get(), EVP_aes_256_gcm(), key.data(), Bytes(nonce),
+      EVP_CipherInit_ex2(ctx.get(), Aes256GcmCipher(), key.data(), Bytes(nonce),
                          /*enc=*/0, nullptr) != 1 ||
       EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG,
                           static_cast<int>(kTagSize), tag.data()) != 1) {
@@ -360,7 +373,7 @@ absl::StatusOr<std::string> Sm4Ctr(const SecretBytes& keys,
   CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
   int final_length = 0;
   if (ctx == nullptr ||
-      EVP_CipherInit_ex2(ctx.get(), EVP_sm4_ctr(), keys.data(), counter,
+      EVP_CipherInit_ex2(ctx.get(), Sm4CtrCipher(), keys.data(), counter,
                          /*enc=*/1, nullptr) != 1 ||
       !CipherUpdate(ctx.get(), MutableBytes(out), in) ||
       EVP_CipherFinal_ex(ctx.get(), MutableBytes(out) + in.size(),
