@@ -344,15 +344,24 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     options_.counters->Add("duplicates_dropped");
     return;
   }
-  auto seen = options_.store->Get(Family::kDedup, id);
-  if (!seen.ok()) {
-    reply(seen.status());
-    return;
-  }
-  if (seen->has_value()) {
-    reply(absl::OkStatus());
-    options_.counters->Add("duplicates_dropped");
-    return;
+  // Receipts and undeliverable reports for this node change a sent state
+  // only while it is still open, so a second copy has no effect and needs
+  // no duplicate-detection entry: that saves a read and a write for every
+  // message this node sends.
+  const bool idempotent = body.recipient() == options_.self &&
+                          (body.kind() == v1::MESSAGE_KIND_RECEIPT ||
+                           body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE);
+  if (!idempotent) {
+    auto seen = options_.store->Get(Family::kDedup, id);
+    if (!seen.ok()) {
+      reply(seen.status());
+      return;
+    }
+    if (seen->has_value()) {
+      reply(absl::OkStatus());
+      options_.counters->Add("duplicates_dropped");
+      return;
+    }
   }
   std::string expiry;
   storage::AppendUint64BE(
@@ -444,7 +453,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
           Cat("from ", arrival.from_peer));
   }
   if (verdict.ok()) {
-    group.batch.Put(Family::kDedup, id, expiry);
+    if (!idempotent) group.batch.Put(Family::kDedup, id, expiry);
   } else {
     verdict = RefuseArrival(group, arrival, verdict);
   }
