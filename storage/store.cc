@@ -329,7 +329,7 @@ rocksdb::DBOptions MakeDbOptions(const StoreOptions& options) {
   db.db_write_buffer_size = options.memtable_budget_bytes;
   // With several families the log can only be dropped once every family
   // has flushed past it; bounding it makes idle families flush too.
-  db.max_total_wal_size = options.memtable_budget_bytes;
+  db.max_total_wal_size = options.max_wal_bytes;
   db.max_background_jobs = 2;
   db.keep_log_file_num = 4;
   db.max_log_file_size = size_t{4} << 20;

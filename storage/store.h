@@ -69,6 +69,13 @@ struct StoreOptions {
   // All memtables of all families together; beyond it RocksDB flushes early.
   size_t memtable_budget_bytes = size_t{48} << 20;
 
+  // The write-ahead log kept before every family is made to flush past its
+  // oldest part. Disk, not memory: most of what the log holds (outbox
+  // entries, soon deleted) never needs flushing, so a log as small as the
+  // memtables would flush every family every second or two under load.
+  // Replaying it is what a restart after a crash reads.
+  uint64_t max_wal_bytes = uint64_t{256} << 20;
+
   // Table files kept open at once.
   int max_open_files = 256;
 
