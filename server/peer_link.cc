@@ -18,6 +18,12 @@ using Stream =
 
 constexpr absl::Duration kProbeTimeout = absl::Seconds(3);
 
+// The most envelopes, and bytes of them, written as one frame of the
+// stream: enough to spare gRPC most of its work per message, and far below
+// what a receiver accepts in one frame (its envelope limit and 1 MiB).
+constexpr int kFrameEnvelopes = 64;
+constexpr size_t kFrameBytes = size_t{256} << 10;
+
 std::string ErrorText(const grpc::Status& status) {
   return Cat(absl::StatusCodeToString(
                  static_cast<absl::StatusCode>(status.error_code())),
@@ -325,11 +331,29 @@ bool PeerLink::Fill(Stream* stream) {
     }
   }
 
+  // Runs of small envelopes go as one frame each; a large one goes alone.
   v1::ExchangeRequest request;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    *request.mutable_envelope() = std::move(*batch[i].mutable_envelope());
+  size_t i = 0;
+  while (i < batch.size()) {
+    request.Clear();
+    v1::Envelope& first = *batch[i].mutable_envelope();
+    if (first.ByteSizeLong() >= kFrameBytes) {
+      *request.mutable_envelope() = std::move(first);
+      ++i;
+    } else {
+      v1::EnvelopeBatch* frame = request.mutable_batch();
+      size_t bytes = 0;
+      while (i < batch.size() && frame->envelopes_size() < kFrameEnvelopes) {
+        v1::Envelope& next = *batch[i].mutable_envelope();
+        const size_t size = next.ByteSizeLong();
+        if (size >= kFrameBytes || bytes + size > kFrameBytes) break;
+        bytes += size;
+        *frame->add_envelopes() = std::move(next);
+        ++i;
+      }
+    }
     grpc::WriteOptions options;
-    if (i + 1 < batch.size()) options.set_buffer_hint();
+    if (i < batch.size()) options.set_buffer_hint();
     if (!stream->Write(request, options)) return false;
   }
   return true;

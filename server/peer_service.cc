@@ -60,7 +60,11 @@ class ExchangeReactor final : public ExchangeReactorBase {
       MaybeFinish();
       return;
     } else if (request_.has_envelope()) {
-      TakeEnvelope();
+      TakeEnvelope(*request_.mutable_envelope());
+    } else if (request_.has_batch()) {
+      for (v1::Envelope& envelope : *request_.mutable_batch()->mutable_envelopes()) {
+        TakeEnvelope(envelope);
+      }
     }
     absl::MutexLock lock(&mu_);
     if (outstanding_ >= deps_->max_outstanding) {
@@ -120,10 +124,10 @@ class ExchangeReactor final : public ExchangeReactorBase {
     return absl::OkStatus();
   }
 
-  void TakeEnvelope() {
+  // Checks `envelope` and hands it to the committer, or queues the refusal.
+  void TakeEnvelope(v1::Envelope& envelope) {
     v1::Body body;
-    absl::Status checked =
-        deps_->intake->Check(request_.envelope(), tls_peer_, &body);
+    absl::Status checked = deps_->intake->Check(envelope, tls_peer_, &body);
     if (!checked.ok()) {
       v1::Ack ack;
       ack.set_message_id(body.message_id());
@@ -139,7 +143,7 @@ class ExchangeReactor final : public ExchangeReactorBase {
       ++outstanding_;
     }
     Arrival arrival;
-    arrival.envelope = std::move(*request_.mutable_envelope());
+    arrival.envelope = std::move(envelope);
     arrival.body = std::move(body);
     arrival.from_peer = tls_peer_;
     arrival.done = [this](v1::Ack ack) { OnCommitted(std::move(ack)); };

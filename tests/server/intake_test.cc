@@ -2,6 +2,7 @@
 // status and reason, logged and counted; the stream and the node go on and
 // the next valid envelope is stored.
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "absl/time/clock.h"
@@ -263,6 +264,36 @@ TEST_F(IntakeTest, DuplicateIsAcknowledgedAndStoredOnce) {
     copies += message.message_id() == body.message_id();
   }
   EXPECT_EQ(copies, 1);
+}
+
+TEST_F(IntakeTest, BatchFrameTakesEachEnvelopeOnItsOwn) {
+  // A forged envelope between two valid ones in one frame: each gets its
+  // own verdict, and the forgery keeps neither of the others out.
+  v1::Body first = ValidBody();
+  v1::Body forged = ValidBody();
+  v1::Body last = ValidBody();
+  v1::Envelope bad = Sign(forged);
+  std::string* value = bad.mutable_signature()->mutable_value();
+  (*value)[value->size() - 1] ^= 0x01;
+  v1::ExchangeRequest request;
+  *request.mutable_batch()->add_envelopes() = Sign(first);
+  *request.mutable_batch()->add_envelopes() = bad;
+  *request.mutable_batch()->add_envelopes() = Sign(last);
+  ASSERT_TRUE(stream_->Write(request));
+
+  std::map<std::string, v1::Ack> acks;
+  v1::ExchangeResponse response;
+  while (acks.size() < 3 && stream_->Read(&response)) {
+    for (const v1::Ack& ack : response.acks()) acks[ack.message_id()] = ack;
+  }
+  ASSERT_EQ(acks.size(), 3u);
+  EXPECT_EQ(acks[first.message_id()].code(), 0);
+  EXPECT_EQ(acks[last.message_id()].code(), 0);
+  EXPECT_EQ(acks[forged.message_id()].code(),
+            static_cast<int>(grpc::StatusCode::UNAUTHENTICATED));
+  EXPECT_TRUE(InInbox(first.message_id()));
+  EXPECT_TRUE(InInbox(last.message_id()));
+  EXPECT_FALSE(InInbox(forged.message_id()));
 }
 
 TEST_F(IntakeTest, NodeThatIsNotAPeerCannotOpenAStream) {
