@@ -227,7 +227,6 @@ EvpPkeyPtr GenerateKey(v1::SealAlgorithm algorithm) {
   }
 }
 
-
 // ---------------------------------------------------------------------------
 // Primitives. Each returns kInternal for an OpenSSL failure; callers that
 // are opening a payload turn key-dependent failures into DoesNotOpen.
@@ -307,7 +306,8 @@ const EVP_CIPHER* Aes256GcmCipher() {
 }
 
 const EVP_CIPHER* Sm4CtrCipher() {
-  static EVP_CIPHER* const cipher = EVP_CIPHER_fetch(nullptr, "SM4-CTR", nullptr);
+  static EVP_CIPHER* const cipher =
+      EVP_CIPHER_fetch(nullptr, "SM4-CTR", nullptr);
   return cipher;
 }
 

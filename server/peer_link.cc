@@ -303,8 +303,8 @@ bool PeerLink::Fill(Stream* stream) {
     absl::MutexLock lock(&mu_);
     size_t room = delivery_.window -
                   std::min<size_t>(delivery_.window, in_flight_.size());
-    storage::Cursor cursor = deps_.store->NewCursor(storage::Family::kOutbox,
-                                                    peer_.code, next_key_);
+    storage::Cursor cursor =
+        deps_.store->NewCursor(storage::Family::kOutbox, peer_.code, next_key_);
     std::string last_key;
     for (; cursor.Valid() && batch.size() < room; cursor.Next()) {
       store::v1::OutboxEntry entry;
@@ -371,10 +371,10 @@ void PeerLink::ReadAcks(Stream* stream) {
         auto it = in_flight_.find(ack.message_id());
         if (it == in_flight_.end()) continue;
         const Flight& flight = it->second;
-        HopVerdict verdict{peer_.code,        flight.outbox_key,
-                           ack.message_id(),  flight.originated_here,
-                           ack.code(),        ack.reason(),
-                           flight.relayed,    flight.message_kind,
+        HopVerdict verdict{peer_.code,       flight.outbox_key,
+                           ack.message_id(), flight.originated_here,
+                           ack.code(),       ack.reason(),
+                           flight.relayed,   flight.message_kind,
                            flight.case_id};
         in_flight_.erase(it);
         if (ack.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {

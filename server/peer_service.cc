@@ -62,7 +62,8 @@ class ExchangeReactor final : public ExchangeReactorBase {
     } else if (request_.has_envelope()) {
       TakeEnvelope(*request_.mutable_envelope());
     } else if (request_.has_batch()) {
-      for (v1::Envelope& envelope : *request_.mutable_batch()->mutable_envelopes()) {
+      for (v1::Envelope& envelope :
+           *request_.mutable_batch()->mutable_envelopes()) {
         TakeEnvelope(envelope);
       }
     }
