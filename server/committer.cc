@@ -318,11 +318,29 @@ void Committer::Process(std::vector<Submission> submissions,
     status = absl::UnavailableError(
         Cat("this node could not store the message: ", View(status.message())));
   }
+  if (status.ok()) RememberSent(group);
   for (auto& finish : group.finish) finish(status);
   if (status.ok() && options_.listener != nullptr) {
     for (const auto& [peer, first] : group.first_key) {
       options_.listener->OnQueued(peer, first.key, first.count);
     }
+  }
+}
+
+void Committer::RememberSent(const Group& group) {
+  for (const auto& [id, state] : group.sent) {
+    if (state.state() == v1::DELIVERY_STATE_DELIVERED ||
+        state.state() == v1::DELIVERY_STATE_REJECTED) {
+      recent_sent_.erase(id);
+      continue;
+    }
+    auto [it, added] = recent_sent_.insert_or_assign(id, state);
+    if (added) recent_order_.push_back(id);
+  }
+  while (recent_sent_.size() > kRecentSent ||
+         recent_order_.size() > 2 * kRecentSent) {
+    recent_sent_.erase(recent_order_.front());
+    recent_order_.pop_front();
   }
 }
 
@@ -630,6 +648,9 @@ absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
                                                const std::string& id) {
   auto it = group.sent.find(id);
   if (it != group.sent.end()) return &it->second;
+  if (auto recent = recent_sent_.find(id); recent != recent_sent_.end()) {
+    return &group.sent.emplace(id, recent->second).first->second;
+  }
   CASELINK_ASSIGN_OR_RETURN(
       std::optional<std::string> value,
       options_.store->Get(Family::kMessages, SentKey(id)));
@@ -684,6 +705,7 @@ absl::Status Committer::SignAndQueue(Group& group) {
       group.batch.Put(Family::kMessages, SentKey(id),
                       state.SerializeAsString());
       group.batch.Put(Family::kMessages, SentIndexKey(now, id), "");
+      group.sent.insert_or_assign(id, std::move(state));
       Audit(group, v1::AUDIT_EVENT_KIND_SUBMITTED, item.body,
             item.body.recipient(), Cat("queued for ", item.next_hop));
     }

@@ -8,11 +8,13 @@
 #ifndef CASELINK_SERVER_COMMITTER_H_
 #define CASELINK_SERVER_COMMITTER_H_
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -200,9 +202,20 @@ class Committer {
   std::vector<PendingChange> changes_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 
+  // Keeps `group`'s sent states for the groups that follow, once it is
+  // written; a state that is final (delivered or rejected) is dropped.
+  void RememberSent(const Group& group);
+
   // Owned by the committer thread.
   uint64_t outbox_seq_ = 0;
   uint64_t inbox_seq_ = 0;
+  // The committed sent states of recent messages still waiting for their
+  // acknowledgement or receipt, so that those need no read of the store.
+  // At most kRecentSent; the oldest go first, and `recent_order_` may still
+  // name some that are gone.
+  static constexpr size_t kRecentSent = 8192;
+  std::unordered_map<std::string, store::v1::SentState> recent_sent_;
+  std::deque<std::string> recent_order_;
   std::thread thread_;
 };
 
