@@ -17,6 +17,7 @@
 //   sealing:                         # optional; without it this node
 //     cert: "seal.crt"               # cannot take sealed payloads
 //     key: "seal.key"
+//     previous: ["seal.prev-3C4D.key"]   # after a key rotation
 //   directory:                       # optional
 //     publish: "province.yaml"       # province nodes: the nodes to list
 //     refresh_seconds: 30
@@ -66,6 +67,8 @@ struct DeliveryConfig {
 };
 
 struct NodeConfig {
+  // The file this config was read from; empty for one made in code.
+  std::string path;
   std::string code;  // 12-digit form.
   std::string name;
   std::string listen;
@@ -82,6 +85,9 @@ struct NodeConfig {
   std::vector<std::string> previous_signing_certs;
   std::string sealing_cert;  // Empty if none.
   std::string sealing_key;
+  // Sealing private keys this node used before, so that payloads sealed to
+  // them still open.
+  std::vector<std::string> previous_sealing_keys;
   // A province node's list of its nodes, which it signs and publishes as
   // the directory; empty elsewhere.
   std::string directory_publish;
