@@ -21,13 +21,9 @@ namespace caselink::server {
 class LinkSet {
  public:
   // Does not take ownership of `router`, which it keeps told of the peers.
-  LinkSet(const TlsMaterial* tls, const DeliveryConfig* delivery,
-          PeerLinkDeps deps, Router* router, Logger* log)
-      : tls_(tls),
-        delivery_(delivery),
-        deps_(deps),
-        router_(router),
-        log_(log) {}
+  LinkSet(const DeliveryConfig* delivery, PeerLinkDeps deps, Router* router,
+          Logger* log)
+      : delivery_(delivery), deps_(deps), router_(router), log_(log) {}
 
   // Adds and starts a link to `peer` unless one exists. Returns whether it
   // was added.
@@ -42,7 +38,6 @@ class LinkSet {
   void StopAll();
 
  private:
-  const TlsMaterial* const tls_;
   const DeliveryConfig* const delivery_;
   const PeerLinkDeps deps_;
   Router* const router_;

@@ -26,43 +26,37 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
 }
 
 absl::Status Node::Open() {
-  CASELINK_ASSIGN_OR_RETURN(
-      tls_,
-      LoadTlsMaterial(config_.tls_cert, config_.tls_key, config_.ca_bundle));
   CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
                             TrustStore::LoadPemFile(config_.ca_bundle));
   trust_ = std::make_unique<TrustStore>(std::move(trust));
-  CASELINK_ASSIGN_OR_RETURN(Certificate tls_cert,
-                            Certificate::FromPem(tls_.cert_chain_pem));
-  CASELINK_RETURN_IF_ERROR(CheckOwnCertificate(
-      tls_cert, config_.tls_cert, "certificate", config_.code, *trust_));
-  CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity, LoadNodeIdentity(config_));
-  identity_ = std::make_unique<NodeIdentity>(std::move(identity));
+  CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity,
+                            LoadNodeIdentity(config_, *trust_));
+  identity_ = std::make_unique<CurrentIdentity>(std::move(identity));
+  const std::shared_ptr<const NodeIdentity> self = identity_->Get();
 
   CASELINK_ASSIGN_OR_RETURN(store_, storage::Store::Open(config_.data_dir));
   CASELINK_RETURN_IF_ERROR(ClaimStore());
   keys_ = std::make_unique<KeyRing>(trust_.get(), store_.get());
   CASELINK_RETURN_IF_ERROR(keys_->Load());
-  CASELINK_RETURN_IF_ERROR(
-      keys_->Learn(config_.code, identity_->signing_cert_pem));
+  CASELINK_RETURN_IF_ERROR(keys_->Learn(config_.code, self->signing_cert_pem));
 
   std::vector<std::string> peer_codes;
   for (const PeerConfig& peer : config_.peers) peer_codes.push_back(peer.code);
   router_ = std::make_unique<Router>(config_.code, peer_codes);
 
   audit_log_ = std::make_unique<AuditLog>(
-      store_.get(), HashAlgorithmOf(identity_->signing_key.scheme()),
-      config_.code);
+      store_.get(), HashAlgorithmOf(self->signing_key.scheme()), config_.code);
   CASELINK_RETURN_IF_ERROR(audit_log_->Load());
-  tree_heads_ =
-      std::make_unique<TreeHeads>(audit_log_.get(), &identity_->signing_key,
-                                  config_.code, identity_->signing_cert_pem);
+  tree_heads_ = std::make_unique<TreeHeads>(audit_log_.get(), identity_.get());
   audit_reader_ =
       std::make_unique<AuditReader>(audit_log_.get(), tree_heads_.get());
 
   CommitterOptions options;
   options.self = config_.code;
-  options.signing_key = &identity_->signing_key;
+  options.signing_key = [identity = identity_.get()] {
+    std::shared_ptr<const NodeIdentity> current = identity->Get();
+    return std::shared_ptr<const PrivateKey>(current, &current->signing_key);
+  };
   options.router = router_.get();
   options.store = store_.get();
   options.log = log_;
@@ -79,7 +73,7 @@ absl::Status Node::Open() {
   CASELINK_RETURN_IF_ERROR(committer_->Start());
 
   CASELINK_ASSIGN_OR_RETURN(std::vector<Certificate> cas,
-                            Certificate::AllFromPem(tls_.roots_pem));
+                            Certificate::AllFromPem(self->tls.roots_pem));
   revocations_ =
       std::make_unique<Revocations>(config_.crl_bundle, std::move(cas), log_);
   CASELINK_RETURN_IF_ERROR(revocations_->Reload());
@@ -89,18 +83,18 @@ absl::Status Node::Open() {
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
-  if (!identity_->sealing_cert_pem.empty()) {
+  if (!self->sealing_cert_pem.empty()) {
     CASELINK_RETURN_IF_ERROR(
-        directory_->LearnSealingKey(config_.code, identity_->sealing_cert_pem));
+        directory_->LearnSealingKey(config_.code, self->sealing_cert_pem));
   }
   attachments_ = std::make_unique<AttachmentStore>(
-      AttachmentStoreDeps{identity_->signing_key.scheme(), &config_.workflow,
+      AttachmentStoreDeps{self->signing_key.scheme(), &config_.workflow,
                           store_.get(), committer_.get(), log_, &counters_});
   ledger_ = std::make_unique<CaseLedger>(CaseLedgerDeps{
       identity_.get(), &config_.workflow, store_.get(), committer_.get(),
       directory_.get(), log_, &counters_, attachments_.get()});
   links_ = std::make_unique<LinkSet>(
-      &tls_, &config_.delivery,
+      &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
                    directory_.get(), revocations_.get(), log_},
       router_.get(), log_);
@@ -154,7 +148,6 @@ absl::Status Node::Serve() {
   audit_deps.reader = audit_reader_.get();
   audit_deps.witness = witness_.get();
   audit_deps.directory = directory_.get();
-  audit_deps.tls = &tls_;
   audit_deps.log = log_;
   audit_service_ = std::make_unique<AuditServiceImpl>(audit_deps);
   case_service_ = std::make_unique<CaseServiceImpl>(CaseServiceDeps{
@@ -166,8 +159,12 @@ absl::Status Node::Serve() {
   // gRPC would otherwise let a second process bind the same port and share
   // its connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config_.listen, MutualTlsServerCredentials(tls_),
-                           &port_);
+  server_tls_ =
+      std::make_unique<RenewableServerTls>([identity = identity_.get()] {
+        std::shared_ptr<const NodeIdentity> current = identity->Get();
+        return std::shared_ptr<const TlsMaterial>(current, &current->tls);
+      });
+  builder.AddListeningPort(config_.listen, server_tls_->Credentials(), &port_);
   // Leave room above the envelope limit so that an oversized envelope is
   // refused with a reason instead of breaking the stream.
   builder.SetMaxReceiveMessageSize(
@@ -215,9 +212,9 @@ void Node::RefreshDirectoryOnce() {
   }
   for (PeerLink* link : links_->All()) link->CutIfRevoked();
   if (!config_.directory_publish.empty()) {
-    auto published =
-        directory_->Publish(config_.directory_publish, identity_->signing_key,
-                            identity_->signing_cert_pem);
+    std::shared_ptr<const NodeIdentity> self = identity_->Get();
+    auto published = directory_->Publish(
+        config_.directory_publish, self->signing_key, self->signing_cert_pem);
     if (!published.ok()) {
       log_->Error("directory_publish_failed",
                   {{"file", config_.directory_publish},

@@ -1,5 +1,6 @@
 // A running caselinkd node: its store, its gRPC server, the committer that
 // writes delivery state, and its peer links.
+
 #ifndef CASELINK_SERVER_NODE_H_
 #define CASELINK_SERVER_NODE_H_
 
@@ -79,9 +80,10 @@ class Node final : public OutboxListener {
 
   const NodeConfig config_;
   Logger* const log_;
-  TlsMaterial tls_;
   std::unique_ptr<TrustStore> trust_;
-  std::unique_ptr<NodeIdentity> identity_;
+  std::unique_ptr<CurrentIdentity> identity_;
+  // Outlives the server, which asks it for the TLS identity.
+  std::unique_ptr<RenewableServerTls> server_tls_;
   std::unique_ptr<storage::Store> store_;
   Counters counters_;
   std::unique_ptr<Router> router_;
@@ -102,6 +104,7 @@ class Node final : public OutboxListener {
   std::unique_ptr<AuditServiceImpl> audit_service_;
   std::unique_ptr<CaseServiceImpl> case_service_;
   std::unique_ptr<grpc::Server> server_;
+
   absl::Notification stopping_;
   std::thread sweeper_;
   std::thread refresher_;

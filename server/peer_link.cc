@@ -34,12 +34,9 @@ absl::Duration Jittered(absl::Duration base) {
 
 }  // namespace
 
-PeerLink::PeerLink(PeerConfig peer, const TlsMaterial& tls,
-                   const DeliveryConfig& delivery, PeerLinkDeps deps)
-    : peer_(std::move(peer)), delivery_(delivery), deps_(deps) {
-  stub_ = v1::PeerService::NewStub(
-      MutualTlsChannel(peer_.address, peer_.code, tls));
-}
+PeerLink::PeerLink(PeerConfig peer, const DeliveryConfig& delivery,
+                   PeerLinkDeps deps)
+    : peer_(std::move(peer)), delivery_(delivery), deps_(deps) {}
 
 PeerLink::~PeerLink() { Stop(); }
 
@@ -77,6 +74,17 @@ void PeerLink::CutIfRevoked() {
   deps_.log->Warning("peer_link_cut",
                      {{"peer", peer_.code}, {"reason", "certificate revoked"}});
   active_->TryCancel();
+}
+
+std::shared_ptr<v1::PeerService::Stub> PeerLink::Stub() {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  absl::MutexLock lock(&mu_);
+  if (stub_ == nullptr || stub_generation_ != self->generation) {
+    stub_ = v1::PeerService::NewStub(
+        MutualTlsChannel(peer_.address, peer_.code, self->tls));
+    stub_generation_ = self->generation;
+  }
+  return stub_;
 }
 
 PeerLinkSnapshot PeerLink::Snapshot() const {
@@ -117,7 +125,7 @@ absl::Status PeerLink::Probe() {
   context.set_deadline(absl::ToChronoTime(absl::Now() + kProbeTimeout));
   v1::GetNodeInfoResponse info;
   grpc::Status status =
-      stub_->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
+      Stub()->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   std::string certificate;
   for (const auto& value :
@@ -167,7 +175,7 @@ absl::StatusOr<std::vector<v1::SignedDirectory>> PeerLink::FetchDirectory(
     (*request.mutable_known_versions())[province] = version;
   }
   v1::GetDirectoryResponse response;
-  grpc::Status status = stub_->GetDirectory(&context, request, &response);
+  grpc::Status status = Stub()->GetDirectory(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return std::vector<v1::SignedDirectory>(response.directories().begin(),
                                           response.directories().end());
@@ -178,7 +186,7 @@ absl::StatusOr<v1::ListDueResponse> PeerLink::ListDue(
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::ListDueResponse response;
-  grpc::Status status = stub_->ListDue(&context, request, &response);
+  grpc::Status status = Stub()->ListDue(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return response;
 }
@@ -190,7 +198,7 @@ absl::StatusOr<v1::GetTreeHeadResponse> PeerLink::TreeHead(
   v1::GetTreeHeadRequest request;
   request.set_fresh(true);
   v1::GetTreeHeadResponse response;
-  grpc::Status status = stub_->GetTreeHead(&context, request, &response);
+  grpc::Status status = Stub()->GetTreeHead(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return response;
 }
@@ -204,7 +212,7 @@ absl::StatusOr<v1::GetConsistencyProofResponse> PeerLink::Consistency(
   request.set_second_tree_size(second);
   v1::GetConsistencyProofResponse response;
   grpc::Status status =
-      stub_->GetConsistencyProof(&context, request, &response);
+      Stub()->GetConsistencyProof(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return response;
 }
@@ -237,6 +245,8 @@ void PeerLink::Run() {
 }
 
 bool PeerLink::Session(grpc::ClientContext* context) {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  std::shared_ptr<v1::PeerService::Stub> stub = Stub();
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return false;
@@ -247,14 +257,14 @@ bool PeerLink::Session(grpc::ClientContext* context) {
     stream_broken_ = false;
     acked_any_ = false;
   }
-  std::unique_ptr<Stream> stream = stub_->Exchange(context);
+  std::unique_ptr<Stream> stream = stub->Exchange(context);
   v1::ExchangeRequest hello;
-  hello.mutable_hello()->set_code(deps_.self->code);
-  hello.mutable_hello()->add_signing_certificates(deps_.self->signing_cert_pem);
-  for (const std::string& pem : deps_.self->previous_signing_pems) {
+  hello.mutable_hello()->set_code(self->code);
+  hello.mutable_hello()->add_signing_certificates(self->signing_cert_pem);
+  for (const std::string& pem : self->previous_signing_pems) {
     hello.mutable_hello()->add_signing_certificates(pem);
   }
-  hello.mutable_hello()->set_sealing_certificate(deps_.self->sealing_cert_pem);
+  hello.mutable_hello()->set_sealing_certificate(self->sealing_cert_pem);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
 

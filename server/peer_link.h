@@ -44,7 +44,7 @@ struct PeerLinkSnapshot {
 };
 
 struct PeerLinkDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   storage::Store* store = nullptr;
   Committer* committer = nullptr;
   KeyRing* keys = nullptr;
@@ -56,8 +56,8 @@ struct PeerLinkDeps {
 // Thread-safe. Start() launches the link's threads, Stop() joins them.
 class PeerLink {
  public:
-  PeerLink(PeerConfig peer, const TlsMaterial& tls,
-           const DeliveryConfig& delivery, PeerLinkDeps deps);
+  // Dials with the TLS identity deps.self holds at the time.
+  PeerLink(PeerConfig peer, const DeliveryConfig& delivery, PeerLinkDeps deps);
   ~PeerLink();
 
   PeerLink(const PeerLink&) = delete;
@@ -114,13 +114,17 @@ class PeerLink {
   void ReadAcks(grpc::ClientReaderWriter<v1::ExchangeRequest,
                                          v1::ExchangeResponse>* stream);
   void SetState(v1::LinkState state, std::string error);
+  // The stub of a channel made with the current TLS identity.
+  std::shared_ptr<v1::PeerService::Stub> Stub();
 
   const PeerConfig peer_;
   const DeliveryConfig delivery_;
   const PeerLinkDeps deps_;
-  std::unique_ptr<v1::PeerService::Stub> stub_;
 
   mutable absl::Mutex mu_;
+  std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
+  // The identity generation the stub dials with.
+  uint64_t stub_generation_ ABSL_GUARDED_BY(mu_) = 0;
   v1::LinkState state_ ABSL_GUARDED_BY(mu_) = v1::LINK_STATE_CONNECTING;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::string name_ ABSL_GUARDED_BY(mu_);

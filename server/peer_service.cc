@@ -220,13 +220,14 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  response->set_code(deps_.self->code);
-  response->set_name(deps_.self->name);
-  response->add_signing_certificates(deps_.self->signing_cert_pem);
-  for (const std::string& pem : deps_.self->previous_signing_pems) {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  response->set_code(self->code);
+  response->set_name(self->name);
+  response->add_signing_certificates(self->signing_cert_pem);
+  for (const std::string& pem : self->previous_signing_pems) {
     response->add_signing_certificates(pem);
   }
-  response->set_sealing_certificate(deps_.self->sealing_cert_pem);
+  response->set_sealing_certificate(self->sealing_cert_pem);
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
@@ -256,7 +257,7 @@ grpc::ServerUnaryReactor* PeerServiceImpl::ListDue(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
   absl::Status refusal = caller.status();
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   if (caller.ok() &&
       (caller->code == self ||
        !std::string_view(self).starts_with(SignificantPrefix(caller->code)))) {
@@ -345,7 +346,7 @@ ExchangeReactorBase* PeerServiceImpl::Exchange(
   absl::Status refusal = caller.status();
   if (caller.ok() && !deps_.links->Contains(caller->code)) {
     refusal = absl::PermissionDeniedError(
-        Cat(caller->code, " is not a peer of ", deps_.self->code));
+        Cat(caller->code, " is not a peer of ", deps_.self->code()));
   }
   if (!refusal.ok()) {
     deps_.log->Warning("exchange_refused", {{"peer", context->peer()},

@@ -21,7 +21,7 @@
 namespace caselink::server {
 
 struct PeerServiceDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   // Only nodes this node has a link with may hand over envelopes.
   const LinkSet* links = nullptr;
   KeyRing* keys = nullptr;
