@@ -32,6 +32,10 @@ std::string_view CounterFor(absl::StatusCode code) {
   }
 }
 
+// How long a key id a peer could not give is not asked for again.
+constexpr absl::Duration kUnfoundRetry = absl::Minutes(1);
+constexpr size_t kMaxUnfound = 4096;
+
 bool IsFullCode(const std::string& code) {
   auto normalized = NormalizeDivisionCode(code);
   return code.size() == 12 && normalized.ok();
@@ -121,11 +125,19 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
             absl::FormatDuration(delivery_.max_clock_skew)));
   }
 
-  auto signer = keys_->Find(envelope.signature().key_id());
+  const std::string& key_id = envelope.signature().key_id();
+  auto signer = keys_->Find(key_id);
   if (!signer.ok()) {
-    return absl::FailedPreconditionError(Cat("unknown sender ", body->sender(),
-                                             ": ",
-                                             View(signer.status().message())));
+    // A key rotated lately reaches relays and recipients before any
+    // directory lists it; the peer that passed the envelope on knows it.
+    absl::Status fetched = FetchSigner(tls_peer, body->sender(), key_id);
+    if (fetched.ok()) signer = keys_->Find(key_id);
+    if (!signer.ok()) {
+      return absl::FailedPreconditionError(
+          Cat("unknown sender ", body->sender(), ": ",
+              View(signer.status().message()), "; ", tls_peer,
+              " did not give it: ", View(fetched.message())));
+    }
   }
   if (revocations_->IsRevoked(signer->certificate)) {
     return absl::UnauthenticatedError(
@@ -143,6 +155,33 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
             " does not verify: ", View(verified.message())));
   }
   return absl::OkStatus();
+}
+
+absl::Status Intake::FetchSigner(const std::string& tls_peer,
+                                 const std::string& signer,
+                                 const std::string& key_id) {
+  if (fetch_ == nullptr) {
+    return absl::UnimplementedError("this node does not ask for keys");
+  }
+  const absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = unfound_.find(key_id);
+    if (it != unfound_.end() && now < it->second) {
+      return absl::NotFoundError("asked for it lately without success");
+    }
+  }
+  absl::Status learned = fetch_(tls_peer, signer, key_id);
+  if (learned.ok()) {
+    log_->Info("signing_key_learned", {{"node", signer},
+                                       {"key", HexEncode(key_id).substr(0, 16)},
+                                       {"from", tls_peer}});
+    return learned;
+  }
+  absl::MutexLock lock(&mu_);
+  if (unfound_.size() >= kMaxUnfound) unfound_.clear();
+  unfound_[key_id] = now + kUnfoundRetry;
+  return learned;
 }
 
 }  // namespace caselink::server

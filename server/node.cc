@@ -14,6 +14,9 @@ namespace {
 constexpr std::string_view kNodeCodeKey = "node_code";
 
 constexpr absl::Duration kSweepInterval = absl::Hours(1);
+// How long an envelope's stream may wait for a peer to give a signing
+// certificate.
+constexpr absl::Duration kSignerTimeout = absl::Seconds(2);
 
 }  // namespace
 
@@ -77,9 +80,15 @@ absl::Status Node::Open() {
   revocations_ =
       std::make_unique<Revocations>(config_.crl_bundle, std::move(cas), log_);
   CASELINK_RETURN_IF_ERROR(revocations_->Reload());
-  intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
-                                     keys_.get(), revocations_.get(),
-                                     &counters_, log_, committer_.get());
+  // The links exist before any envelope can arrive: they are made below,
+  // before the server starts.
+  intake_ = std::make_unique<Intake>(
+      config_.code, config_.delivery, keys_.get(), revocations_.get(),
+      &counters_, log_, committer_.get(),
+      [this](const std::string& peer, const std::string& signer,
+             const std::string& key_id) {
+        return LearnSigner(peer, signer, key_id);
+      });
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
@@ -246,6 +255,26 @@ void Node::RefreshDirectoryOnce() {
                                 {"source", "directory"}});
     }
   }
+}
+
+absl::Status Node::LearnSigner(const std::string& peer,
+                               const std::string& signer,
+                               const std::string& key_id) {
+  PeerLink* link = links_->Find(peer);
+  if (link == nullptr) return absl::NotFoundError(Cat("no link to ", peer));
+  CASELINK_ASSIGN_OR_RETURN(v1::GetSigningCertificateResponse answer,
+                            link->SigningCertificate(key_id, kSignerTimeout));
+  // The certificate vouches for itself: the ring takes it only if it chains
+  // to a trusted CA and names the node it is said to be of. Intake then
+  // checks that this node is the envelope's sender.
+  CASELINK_RETURN_IF_ERROR(keys_->Learn(answer.code(), answer.certificate()));
+  auto known = keys_->Find(key_id);
+  if (!known.ok()) {
+    return absl::NotFoundError(
+        Cat(peer, " answered for key ", HexEncode(key_id).substr(0, 16),
+            " with the certificate of another key of ", signer));
+  }
+  return absl::OkStatus();
 }
 
 void Node::RefreshDirectory() {

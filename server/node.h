@@ -72,6 +72,10 @@ class Node final : public OutboxListener {
   // links it gives, every directory_refresh.
   void RefreshDirectory();
   void RefreshDirectoryOnce();
+  // Asks `peer` for the certificate of signing key `key_id`, met on an
+  // envelope of `signer` it handed over, and learns it.
+  absl::Status LearnSigner(const std::string& peer, const std::string& signer,
+                           const std::string& key_id);
   // Records passed time limits, every workflow check_interval.
   void WatchTimeLimits();
   // Signs a tree head and witnesses the peers' logs, every audit

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "caselink/store/v1/records.pb.h"
 #include "core/envelope.h"
+#include "core/grpc_status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 
@@ -214,6 +215,19 @@ absl::StatusOr<v1::GetConsistencyProofResponse> PeerLink::Consistency(
   grpc::Status status =
       Stub()->GetConsistencyProof(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return response;
+}
+
+absl::StatusOr<v1::GetSigningCertificateResponse> PeerLink::SigningCertificate(
+    std::string_view key_id, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetSigningCertificateRequest request;
+  request.set_key_id(std::string(key_id));
+  v1::GetSigningCertificateResponse response;
+  grpc::Status status =
+      Stub()->GetSigningCertificate(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
 

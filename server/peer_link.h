@@ -86,6 +86,11 @@ class PeerLink {
   [[nodiscard]] absl::StatusOr<v1::GetConsistencyProofResponse> Consistency(
       uint64_t first, uint64_t second, absl::Duration timeout);
 
+  // Asks the peer for the certificate of signing key `key_id`; NotFound if
+  // it knows no such key.
+  [[nodiscard]] absl::StatusOr<v1::GetSigningCertificateResponse>
+  SigningCertificate(std::string_view key_id, absl::Duration timeout);
+
   // Cuts the current stream if the peer's TLS certificate has been revoked
   // since it was opened; the next probe then refuses to reconnect.
   void CutIfRevoked();

@@ -232,6 +232,25 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
   return reactor;
 }
 
+grpc::ServerUnaryReactor* PeerServiceImpl::GetSigningCertificate(
+    grpc::CallbackServerContext* context,
+    const v1::GetSigningCertificateRequest* request,
+    v1::GetSigningCertificateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
+  absl::Status status = caller.status();
+  if (status.ok()) {
+    auto signer = deps_.keys->Find(request->key_id());
+    if (signer.ok()) {
+      response->set_code(signer->code);
+      response->set_certificate(signer->certificate.ToPem());
+    }
+    status = signer.status();
+  }
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
 grpc::ServerUnaryReactor* PeerServiceImpl::GetDirectory(
     grpc::CallbackServerContext* context,
     const v1::GetDirectoryRequest* request,
