@@ -36,7 +36,9 @@
 //     head_interval_seconds: 60
 //   log_level: info
 //
-// Relative paths are taken relative to the directory of the file.
+// Relative paths are taken relative to the directory of the file. The
+// tls, signing and sealing entries (apart from tls.ca_bundle) are read again
+// while the node runs, on SIGHUP or when a file changes; see Node.
 #ifndef CASELINK_SERVER_CONFIG_H_
 #define CASELINK_SERVER_CONFIG_H_
 

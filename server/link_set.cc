@@ -38,6 +38,10 @@ std::vector<PeerLink*> LinkSet::All() const {
   return all;
 }
 
+void LinkSet::RenewAll() {
+  for (PeerLink* link : All()) link->Renew();
+}
+
 void LinkSet::StopAll() {
   for (PeerLink* link : All()) link->Stop();
 }

@@ -34,6 +34,9 @@ class LinkSet {
   PeerLink* Find(const std::string& code) const;
   std::vector<PeerLink*> All() const;
 
+  // Has every link reconnect with this node's new identity.
+  void RenewAll();
+
   // Stops every link's threads; the links stay until destruction.
   void StopAll();
 

@@ -32,6 +32,13 @@ absl::Status Node::Open() {
   CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
                             TrustStore::LoadPemFile(config_.ca_bundle));
   trust_ = std::make_unique<TrustStore>(std::move(trust));
+  {
+    // Taken before the files are read, so that a change while they are
+    // read is seen later.
+    absl::MutexLock lock(&reload_mu_);
+    watched_config_ = config_;
+    watched_digest_ = IdentityFilesDigest(config_);
+  }
   CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity,
                             LoadNodeIdentity(config_, *trust_));
   identity_ = std::make_unique<CurrentIdentity>(std::move(identity));
@@ -220,6 +227,7 @@ void Node::RefreshDirectoryOnce() {
                  {"next", "keeping the lists in force"}});
   }
   for (PeerLink* link : links_->All()) link->CutIfRevoked();
+  WatchIdentityFiles();
   if (!config_.directory_publish.empty()) {
     std::shared_ptr<const NodeIdentity> self = identity_->Get();
     auto published = directory_->Publish(
@@ -255,6 +263,90 @@ void Node::RefreshDirectoryOnce() {
                                 {"source", "directory"}});
     }
   }
+}
+
+void Node::WatchIdentityFiles() {
+  absl::MutexLock lock(&reload_mu_);
+  std::string digest = IdentityFilesDigest(watched_config_);
+  if (digest == watched_digest_) {
+    changed_digest_.clear();
+    return;
+  }
+  // A rotation is several files written one after another: wait until
+  // they have stayed the same for one more look.
+  if (digest != changed_digest_) {
+    changed_digest_ = std::move(digest);
+    return;
+  }
+  ReloadIdentityLocked("file_change");
+}
+
+void Node::ReloadIdentity(std::string_view trigger) {
+  absl::MutexLock lock(&reload_mu_);
+  ReloadIdentityLocked(trigger);
+}
+
+void Node::ReloadIdentityLocked(std::string_view trigger) {
+  auto refuse = [&](const absl::Status& status) {
+    log_->Error("identity_not_reloaded",
+                {{"trigger", std::string(trigger)},
+                 {"error", std::string(View(status.message()))},
+                 {"next", "keeping the identity in force"}});
+  };
+  changed_digest_.clear();
+  // A config made in code (tests) has no file: only the files it names are
+  // read again.
+  absl::StatusOr<NodeConfig> config = config_;
+  if (!config_.path.empty()) config = LoadNodeConfig(config_.path);
+  if (!config.ok()) {
+    watched_digest_ = IdentityFilesDigest(watched_config_);
+    return refuse(config.status());
+  }
+  watched_config_ = *config;
+  watched_digest_ = IdentityFilesDigest(watched_config_);
+
+  const std::shared_ptr<const NodeIdentity> current = identity_->Get();
+  auto next = LoadReplacementIdentity(*config, *trust_, *current);
+  if (!next.ok()) return refuse(next.status());
+  if (SameKeys(*next, *current)) {
+    log_->Info("identity_unchanged", {{"trigger", std::string(trigger)}});
+    return;
+  }
+
+  // Peers may ask this node for the new certificate as soon as anything
+  // signed with it leaves, and receipts for it must verify here.
+  std::vector<std::string> signing = {next->signing_cert_pem};
+  signing.insert(signing.end(), next->previous_signing_pems.begin(),
+                 next->previous_signing_pems.end());
+  for (const std::string& pem : signing) {
+    absl::Status learned = keys_->Learn(config_.code, pem);
+    if (!learned.ok()) return refuse(learned);
+  }
+  if (!next->sealing_cert_pem.empty()) {
+    absl::Status learned =
+        directory_->LearnSealingKey(config_.code, next->sealing_cert_pem);
+    if (!learned.ok()) return refuse(learned);
+  }
+
+  auto changed = [](bool same) { return same ? "kept" : "new"; };
+  const std::string tls =
+      changed(next->tls.cert_chain_pem == current->tls.cert_chain_pem);
+  const std::string signing_state =
+      changed(next->signing_cert_pem == current->signing_cert_pem);
+  const std::string sealing =
+      changed(next->sealing_cert_pem == current->sealing_cert_pem);
+  const std::string key = HexEncode(next->signing_key.KeyId()).substr(0, 16);
+  const size_t previous = next->previous_signing_pems.size();
+  identity_->Replace(std::move(*next));
+  log_->Info("identity_reloaded", {{"trigger", std::string(trigger)},
+                                   {"tls", tls},
+                                   {"signing", signing_state},
+                                   {"sealing", sealing},
+                                   {"signing_key", key},
+                                   {"previous_signing", Cat(previous)},
+                                   {"generation", Cat(identity_->generation())},
+                                   {"next", "peer links reconnect"}});
+  links_->RenewAll();
 }
 
 absl::Status Node::LearnSigner(const std::string& peer,

@@ -1,6 +1,8 @@
 #include "server/node_identity.h"
 
 #include <algorithm>
+#include <fstream>
+#include <sstream>
 
 #include "absl/status/status.h"
 #include "core/identity.h"
@@ -223,6 +225,34 @@ bool SameKeys(const NodeIdentity& a, const NodeIdentity& b) {
          a.previous_signing_pems == b.previous_signing_pems &&
          a.sealing_cert_pem == b.sealing_cert_pem &&
          SealingKeyIds(a) == SealingKeyIds(b);
+}
+
+std::string IdentityFilesDigest(const NodeConfig& config) {
+  std::vector<std::string> paths = {config.path,        config.tls_cert,
+                                    config.tls_key,     config.signing_cert,
+                                    config.signing_key, config.sealing_cert,
+                                    config.sealing_key};
+  paths.insert(paths.end(), config.previous_signing_certs.begin(),
+               config.previous_signing_certs.end());
+  paths.insert(paths.end(), config.previous_sealing_keys.begin(),
+               config.previous_sealing_keys.end());
+  std::string all;
+  for (const std::string& path : paths) {
+    all.append(path).push_back('\0');
+    if (path.empty()) continue;
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+      all.append("absent").push_back('\0');
+      continue;
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    // Only a digest is kept: some of these files hold private keys.
+    auto digest = Digest(HashAlgorithm::kSha256, text.str());
+    all.append(digest.ok() ? *digest : "unreadable").push_back('\0');
+  }
+  auto digest = Digest(HashAlgorithm::kSha256, all);
+  return digest.ok() ? *digest : all;
 }
 
 CurrentIdentity::CurrentIdentity(NodeIdentity first)

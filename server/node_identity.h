@@ -84,6 +84,11 @@ struct NodeIdentity {
 // True if `a` and `b` hold the same keys and certificates.
 bool SameKeys(const NodeIdentity& a, const NodeIdentity& b);
 
+// A digest of the contents of the config file and of every file its
+// identity entries name (a missing file counts as empty and absent); it
+// changes whenever one of them does.
+std::string IdentityFilesDigest(const NodeConfig& config);
+
 // The identity a running node signs, seals and links with. Thread-safe.
 // A snapshot from Get() stays whole and unchanged while it is held, so work
 // begun with one identity (a group being signed, a payload being opened)

@@ -77,6 +77,13 @@ void PeerLink::CutIfRevoked() {
   active_->TryCancel();
 }
 
+void PeerLink::Renew() {
+  absl::MutexLock lock(&mu_);
+  if (active_ == nullptr) return;
+  renewing_ = true;
+  active_->TryCancel();
+}
+
 std::shared_ptr<v1::PeerService::Stub> PeerLink::Stub() {
   std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
   absl::MutexLock lock(&mu_);
@@ -248,6 +255,10 @@ void PeerLink::Run() {
     }
     if (progressed) backoff = delivery_.retry_initial;
     absl::MutexLock lock(&mu_);
+    if (renewing_) {
+      renewing_ = false;
+      continue;
+    }
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stopping_;
     };
@@ -265,6 +276,7 @@ bool PeerLink::Session(grpc::ClientContext* context) {
     absl::MutexLock lock(&mu_);
     if (stopping_) return false;
     active_ = context;
+    hello_generation_ = self->generation;
     in_flight_.clear();
     next_key_.clear();
     more_queued_ = true;
@@ -302,7 +314,11 @@ bool PeerLink::Session(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   active_ = nullptr;
   in_flight_.clear();
-  if (!stopping_) {
+  if (renewing_ && !stopping_) {
+    deps_.log->Info(
+        "peer_stream_renewed",
+        {{"peer", peer_.code}, {"next", "reconnecting with the new identity"}});
+  } else if (!stopping_) {
     state_ = v1::LINK_STATE_UNREACHABLE;
     last_error_ = status.ok() ? "stream closed" : ErrorText(status);
     deps_.log->Warning("peer_stream_closed",
@@ -346,6 +362,12 @@ bool PeerLink::Fill(Stream* stream) {
       // Resume just after the last entry taken.
       last_key.push_back('\0');
       next_key_ = std::move(last_key);
+    }
+    // What was signed after this stream's hello may need a certificate the
+    // hello did not carry: end the stream and say hello again.
+    if (!batch.empty() && deps_.self->generation() != hello_generation_) {
+      renewing_ = true;
+      return false;
     }
   }
 

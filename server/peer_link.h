@@ -95,6 +95,13 @@ class PeerLink {
   // since it was opened; the next probe then refuses to reconnect.
   void CutIfRevoked();
 
+  // This node's identity changed: ends the current stream and reconnects at
+  // once over a new channel, with the new TLS certificate, saying hello
+  // with the new signing and sealing certificates. What was in flight is
+  // sent again. A stream also ends by itself before it would carry an
+  // envelope signed after its hello.
+  void Renew();
+
   PeerLinkSnapshot Snapshot() const;
   // True while `message_id` is written to the stream and not acknowledged.
   bool InFlight(const std::string& message_id) const;
@@ -128,8 +135,12 @@ class PeerLink {
 
   mutable absl::Mutex mu_;
   std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
-  // The identity generation the stub dials with.
+  // The identity generations the stub dials with and the current stream's
+  // hello carried.
   uint64_t stub_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hello_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // The current stream ends for a new identity, not for a fault.
+  bool renewing_ ABSL_GUARDED_BY(mu_) = false;
   v1::LinkState state_ ABSL_GUARDED_BY(mu_) = v1::LINK_STATE_CONNECTING;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::string name_ ABSL_GUARDED_BY(mu_);
