@@ -18,6 +18,25 @@ constexpr absl::Duration kSweepInterval = absl::Hours(1);
 // certificate.
 constexpr absl::Duration kSignerTimeout = absl::Seconds(2);
 
+// What a new identity changes, as the log says it.
+struct IdentityChange {
+  std::string tls;
+  std::string signing;
+  std::string sealing;
+  std::string signing_key;
+  std::string previous_signing;
+};
+
+IdentityChange ChangeOf(const NodeIdentity& before, const NodeIdentity& after) {
+  auto state = [](bool same) { return same ? "kept" : "new"; };
+  return IdentityChange{
+      state(after.tls.cert_chain_pem == before.tls.cert_chain_pem),
+      state(after.signing_cert_pem == before.signing_cert_pem),
+      state(after.sealing_cert_pem == before.sealing_cert_pem),
+      HexEncode(after.signing_key.KeyId()).substr(0, 16),
+      Cat(after.previous_signing_pems.size())};
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
@@ -312,41 +331,34 @@ void Node::ReloadIdentityLocked(std::string_view trigger) {
     log_->Info("identity_unchanged", {{"trigger", std::string(trigger)}});
     return;
   }
+  absl::Status learned = LearnOwnCertificates(*next);
+  if (!learned.ok()) return refuse(learned);
 
+  const IdentityChange change = ChangeOf(*current, *next);
+  identity_->Replace(std::move(*next));
+  log_->Info("identity_reloaded",
+             {{"trigger", std::string(trigger)},
+              {"tls", change.tls},
+              {"signing", change.signing},
+              {"sealing", change.sealing},
+              {"signing_key", change.signing_key},
+              {"previous_signing", change.previous_signing},
+              {"generation", Cat(identity_->generation())},
+              {"next", "peer links reconnect"}});
+  links_->RenewAll();
+}
+
+absl::Status Node::LearnOwnCertificates(const NodeIdentity& next) {
   // Peers may ask this node for the new certificate as soon as anything
   // signed with it leaves, and receipts for it must verify here.
-  std::vector<std::string> signing = {next->signing_cert_pem};
-  signing.insert(signing.end(), next->previous_signing_pems.begin(),
-                 next->previous_signing_pems.end());
+  std::vector<std::string> signing = {next.signing_cert_pem};
+  signing.insert(signing.end(), next.previous_signing_pems.begin(),
+                 next.previous_signing_pems.end());
   for (const std::string& pem : signing) {
-    absl::Status learned = keys_->Learn(config_.code, pem);
-    if (!learned.ok()) return refuse(learned);
+    CASELINK_RETURN_IF_ERROR(keys_->Learn(config_.code, pem));
   }
-  if (!next->sealing_cert_pem.empty()) {
-    absl::Status learned =
-        directory_->LearnSealingKey(config_.code, next->sealing_cert_pem);
-    if (!learned.ok()) return refuse(learned);
-  }
-
-  auto changed = [](bool same) { return same ? "kept" : "new"; };
-  const std::string tls =
-      changed(next->tls.cert_chain_pem == current->tls.cert_chain_pem);
-  const std::string signing_state =
-      changed(next->signing_cert_pem == current->signing_cert_pem);
-  const std::string sealing =
-      changed(next->sealing_cert_pem == current->sealing_cert_pem);
-  const std::string key = HexEncode(next->signing_key.KeyId()).substr(0, 16);
-  const size_t previous = next->previous_signing_pems.size();
-  identity_->Replace(std::move(*next));
-  log_->Info("identity_reloaded", {{"trigger", std::string(trigger)},
-                                   {"tls", tls},
-                                   {"signing", signing_state},
-                                   {"sealing", sealing},
-                                   {"signing_key", key},
-                                   {"previous_signing", Cat(previous)},
-                                   {"generation", Cat(identity_->generation())},
-                                   {"next", "peer links reconnect"}});
-  links_->RenewAll();
+  if (next.sealing_cert_pem.empty()) return absl::OkStatus();
+  return directory_->LearnSealingKey(config_.code, next.sealing_cert_pem);
 }
 
 absl::Status Node::LearnSigner(const std::string& peer,
@@ -360,11 +372,9 @@ absl::Status Node::LearnSigner(const std::string& peer,
   // to a trusted CA and names the node it is said to be of. Intake then
   // checks that this node is the envelope's sender.
   CASELINK_RETURN_IF_ERROR(keys_->Learn(answer.code(), answer.certificate()));
-  auto known = keys_->Find(key_id);
-  if (!known.ok()) {
-    return absl::NotFoundError(
-        Cat(peer, " answered for key ", HexEncode(key_id).substr(0, 16),
-            " with the certificate of another key of ", signer));
+  if (!keys_->Find(key_id).ok()) {
+    return absl::NotFoundError(Cat(peer, " gave the certificate of another key",
+                                   " than the one ", signer, " signed with"));
   }
   return absl::OkStatus();
 }

@@ -98,6 +98,9 @@ class Node final : public OutboxListener {
   void WatchIdentityFiles();
   void ReloadIdentityLocked(std::string_view trigger)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(reload_mu_);
+  // Teaches the key ring and the directory the certificates of `next`,
+  // before it is used.
+  absl::Status LearnOwnCertificates(const NodeIdentity& next);
   // Asks `peer` for the certificate of signing key `key_id`, met on an
   // envelope of `signer` it handed over, and learns it.
   absl::Status LearnSigner(const std::string& peer, const std::string& signer,
