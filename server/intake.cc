@@ -20,6 +20,7 @@ std::string_view CounterFor(absl::StatusCode code) {
     case absl::StatusCode::kPermissionDenied:
       return "refused_wrong_link";
     case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kUnavailable:
       return "refused_unknown_sender";
     case absl::StatusCode::kUnauthenticated:
       return "refused_bad_signature";
@@ -32,8 +33,8 @@ std::string_view CounterFor(absl::StatusCode code) {
   }
 }
 
-// How long a key id a peer could not give is not asked for again.
-constexpr absl::Duration kUnfoundRetry = absl::Minutes(1);
+// How long a key id a peer said it does not know is not asked of it again.
+constexpr absl::Duration kUnfoundRetry = absl::Seconds(30);
 constexpr size_t kMaxUnfound = 4096;
 
 bool IsFullCode(const std::string& code) {
@@ -133,10 +134,16 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
     absl::Status fetched = FetchSigner(tls_peer, body->sender(), key_id);
     if (fetched.ok()) signer = keys_->Find(key_id);
     if (!signer.ok()) {
-      return absl::FailedPreconditionError(
-          Cat("unknown sender ", body->sender(), ": ",
-              View(signer.status().message()), "; ", tls_peer,
-              " did not give it: ", View(fetched.message())));
+      std::string reason = Cat("unknown sender ", body->sender(), ": ",
+                               View(signer.status().message()), "; ", tls_peer,
+                               " did not give it: ", View(fetched.message()));
+      // A peer that could not be asked may well know the key: the envelope
+      // stays with it, to be handed over again later.
+      if (fetched.code() == absl::StatusCode::kUnavailable ||
+          fetched.code() == absl::StatusCode::kDeadlineExceeded) {
+        return absl::UnavailableError(std::move(reason));
+      }
+      return absl::FailedPreconditionError(std::move(reason));
     }
   }
   if (revocations_->IsRevoked(signer->certificate)) {
@@ -164,11 +171,12 @@ absl::Status Intake::FetchSigner(const std::string& tls_peer,
     return absl::UnimplementedError("this node does not ask for keys");
   }
   const absl::Time now = absl::Now();
+  const std::string asked = Cat(tls_peer, "/", key_id);
   {
     absl::MutexLock lock(&mu_);
-    auto it = unfound_.find(key_id);
+    auto it = unfound_.find(asked);
     if (it != unfound_.end() && now < it->second) {
-      return absl::NotFoundError("asked for it lately without success");
+      return absl::NotFoundError("it said lately that it does not know it");
     }
   }
   absl::Status learned = fetch_(tls_peer, signer, key_id);
@@ -178,9 +186,11 @@ absl::Status Intake::FetchSigner(const std::string& tls_peer,
                                        {"from", tls_peer}});
     return learned;
   }
-  absl::MutexLock lock(&mu_);
-  if (unfound_.size() >= kMaxUnfound) unfound_.clear();
-  unfound_[key_id] = now + kUnfoundRetry;
+  if (learned.code() == absl::StatusCode::kNotFound) {
+    absl::MutexLock lock(&mu_);
+    if (unfound_.size() >= kMaxUnfound) unfound_.clear();
+    unfound_[asked] = now + kUnfoundRetry;
+  }
   return learned;
 }
 

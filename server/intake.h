@@ -7,7 +7,8 @@
 //   bytes that do not parse, bad fields   INVALID_ARGUMENT
 //   claims a hop other than the TLS peer  PERMISSION_DENIED
 //   no certificate known for the signer   FAILED_PRECONDITION
-//     (after asking the peer for it: it checked the signature itself)
+//     (after asking the peer for it: it checked the signature itself;
+//     UNAVAILABLE, to be handed over again, if the peer could not be asked)
 //   signature does not verify             UNAUTHENTICATED
 //   creation time outside clock skew      OUT_OF_RANGE
 //   hop limit spent, or a routing loop    ABORTED
@@ -46,7 +47,8 @@ class Intake {
   // Each refusal is logged in the audit log through `committer`, if given.
   // With `fetch`, a signing key the ring does not know is asked of the peer
   // that handed the envelope over (which blocks that envelope's stream for
-  // one call), at most once a minute per key id.
+  // one call); a peer that said it does not know a key is not asked for it
+  // again for 30 seconds.
   Intake(std::string self, const DeliveryConfig& delivery, const KeyRing* keys,
          const Revocations* revocations, Counters* counters, Logger* log,
          Committer* committer = nullptr, SignerFetch fetch = nullptr)
@@ -67,8 +69,8 @@ class Intake {
  private:
   absl::Status CheckUnlogged(const v1::Envelope& envelope,
                              const std::string& tls_peer, v1::Body* body);
-  // Asks `tls_peer` for the certificate of `key_id`, unless it was asked
-  // for lately without success.
+  // Asks `tls_peer` for the certificate of `key_id`, unless it said
+  // lately that it does not know it.
   absl::Status FetchSigner(const std::string& tls_peer,
                            const std::string& signer,
                            const std::string& key_id);
@@ -84,7 +86,8 @@ class Intake {
   SignatureChecker checker_;
 
   absl::Mutex mu_;
-  // Key ids asked for in vain, and when they may be asked for again.
+  // "<peer>/<key id>" for keys a peer did not know, and when it may be asked
+  // again.
   absl::flat_hash_map<std::string, absl::Time> unfound_ ABSL_GUARDED_BY(mu_);
 };
 
