@@ -38,9 +38,10 @@ At least one --node, --operator, --auditor, --rotate, --revoke or
   --operator CODE:USER, --auditor CODE:USER
                    client certificate; USER matches [a-z0-9._-]+
   --rotate CODE    new TLS, signing and sealing keys and certificates for the
-                   existing node CODE (implies --node CODE); the signing pair
-                   it replaces is kept as sign.prev-<SERIAL>.crt/.key. Without
-                   CODE, rotates every --node of this run
+                   existing node CODE (implies --node CODE); the signing and
+                   sealing pairs it replaces are kept as
+                   sign.prev-<SERIAL>.crt/.key and seal.prev-<SERIAL>.crt/.key.
+                   Without CODE, rotates every --node of this run
   --revoke CODE    revoke the current tls.crt, sign.crt and seal.crt of the
                    existing node CODE; the files stay in place until
                    --rotate CODE replaces them
@@ -54,8 +55,8 @@ At least one --node, --operator, --auditor, --rotate, --revoke or
 
 Existing CAs and certificate sets are kept on a rerun, so the script can be
 run again to add nodes. A node whose signing or sealing key does not match
---sign-alg gets a new signing and sealing pair; the signing pair it replaces
-is kept as sign.prev-<SERIAL>.*. Revocations come first in a run, then
+--sign-alg gets a new signing and sealing pair; the pairs it replaces are
+kept as sign.prev-<SERIAL>.* and seal.prev-<SERIAL>.*. Revocations come first in a run, then
 rotations and new certificates. Every province CA has a CRL (valid for
 $CRL_DAYS days); it is issued again, with a higher CRL number, when its list of
 revoked certificates changed or it expires within $CRL_RENEW_DAYS days, and kept
@@ -73,6 +74,7 @@ Layout:
   DIR/nodes/<code12>/tls.crt, tls.key, tls-chain.pem, sign.crt, sign.key,
                      seal.crt, seal.key, name
   DIR/nodes/<code12>/sign.prev-<SERIAL>.crt, sign.prev-<SERIAL>.key
+  DIR/nodes/<code12>/seal.prev-<SERIAL>.crt, seal.prev-<SERIAL>.key
   DIR/clients/operator-<code12>-<USER>/client.crt, client.key
   DIR/clients/auditor-<code12>-<USER>/client.crt, client.key
 EOF
@@ -493,18 +495,19 @@ seal_name() {
   esac
 }
 
-# Moves the signing pair of node directory DIR to sign.prev-<SERIAL>.crt and
-# .key, so that what it signed can still be checked. Does nothing unless the
-# pair is there and belongs together.
-keep_previous_signing() {
-  local dir="$1" serial
-  [[ -f "$dir/sign.crt" && -f "$dir/sign.key" ]] || return 0
-  key_matches_cert "$dir/sign.crt" "$dir/sign.key" || return 0
-  serial="$(cert_serial "$dir/sign.crt")" || return 0
-  chmod 0600 "$dir/sign.key"
-  chmod 0644 "$dir/sign.crt"
-  mv -f "$dir/sign.key" "$dir/sign.prev-$serial.key"
-  mv -f "$dir/sign.crt" "$dir/sign.prev-$serial.crt"
+# Moves the pair SET (sign or seal) of node directory DIR to
+# SET.prev-<SERIAL>.crt and .key: what the old signing key signed can still
+# be checked, and what was sealed to the old sealing key can still be
+# opened. Does nothing unless the pair is there and belongs together.
+keep_previous_pair() {
+  local dir="$1" set="$2" serial
+  [[ -f "$dir/$set.crt" && -f "$dir/$set.key" ]] || return 0
+  key_matches_cert "$dir/$set.crt" "$dir/$set.key" || return 0
+  serial="$(cert_serial "$dir/$set.crt")" || return 0
+  chmod 0600 "$dir/$set.key"
+  chmod 0644 "$dir/$set.crt"
+  mv -f "$dir/$set.key" "$dir/$set.prev-$serial.key"
+  mv -f "$dir/$set.crt" "$dir/$set.prev-$serial.crt"
 }
 
 # Makes the TLS, signing and sealing certificates of node CODE with display
@@ -556,7 +559,7 @@ make_node() {
     # A working signing pair that is replaced may have signed envelopes
     # that verifiers still need to check.
     if ((rotate)) || [[ -n "$old_alg" ]]; then
-      keep_previous_signing "$dir"
+      keep_previous_pair "$dir" sign
     fi
     install_files "$dir" sign.key sign.crt
     sign_made=1
@@ -582,6 +585,10 @@ make_node() {
     issue_cert "$seal_type" "$work/seal.key" "/O=$ORG/OU=sealing/CN=$code" \
       "$province" "$work/seal.crt" "$seal_usage" \
       "subjectAltName = URI:urn:caselink:node:$code"
+    # Payloads may still be on their way sealed to the pair replaced.
+    if ((rotate)) || [[ -n "$old_seal" ]]; then
+      keep_previous_pair "$dir" seal
+    fi
     install_files "$dir" seal.key seal.crt
     seal_made=1
   fi

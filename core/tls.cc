@@ -50,14 +50,68 @@ absl::StatusOr<TlsMaterial> LoadTlsMaterial(const std::string& cert_path,
   return material;
 }
 
-std::shared_ptr<grpc::ServerCredentials> MutualTlsServerCredentials(
-    const TlsMaterial& material) {
-  grpc::SslServerCredentialsOptions options(
-      GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-  options.pem_root_certs = material.roots_pem;
-  options.pem_key_cert_pairs.push_back(
-      {material.key_pem, material.cert_chain_pem});
-  return grpc::SslServerCredentials(options);
+namespace {
+
+// Server credentials around gRPC's SSL credentials with a certificate
+// config fetcher, which the C++ API does not offer.
+class FetchedSslServerCredentials final : public grpc::ServerCredentials {
+ public:
+  FetchedSslServerCredentials(grpc_ssl_server_certificate_config_callback fetch,
+                              void* user_data) {
+    grpc_ssl_server_credentials_options* options =
+        grpc_ssl_server_credentials_create_options_using_config_fetcher(
+            GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, fetch,
+            user_data);
+    // Takes ownership of the options.
+    credentials_ = grpc_ssl_server_credentials_create_with_options(options);
+  }
+  ~FetchedSslServerCredentials() override {
+    grpc_server_credentials_release(credentials_);
+  }
+
+  void SetAuthMetadataProcessor(
+      const std::shared_ptr<grpc::AuthMetadataProcessor>& /*processor*/)
+      override {}
+
+ private:
+  int AddPortToServer(const std::string& address,
+                      grpc_server* server) override {
+    return grpc_server_add_http2_port(server, address.c_str(), credentials_);
+  }
+
+  grpc_server_credentials* credentials_ = nullptr;
+};
+
+}  // namespace
+
+std::shared_ptr<grpc::ServerCredentials> RenewableServerTls::Credentials() {
+  return std::make_shared<FetchedSslServerCredentials>(&Fetch, this);
+}
+
+grpc_ssl_certificate_config_reload_status RenewableServerTls::Fetch(
+    void* self, grpc_ssl_server_certificate_config** config) {
+  auto* tls = static_cast<RenewableServerTls*>(self);
+  std::shared_ptr<const TlsMaterial> material = tls->current_();
+  absl::MutexLock lock(&tls->mu_);
+  std::shared_ptr<const TlsMaterial>& served = tls->served_;
+  if (material == nullptr) {
+    return served == nullptr ? GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_FAIL
+                             : GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  }
+  if (material == served) return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  if (served != nullptr && material->cert_chain_pem == served->cert_chain_pem &&
+      material->key_pem == served->key_pem &&
+      material->roots_pem == served->roots_pem) {
+    served = std::move(material);
+    return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_UNCHANGED;
+  }
+  // gRPC copies the strings; the caller owns the config.
+  grpc_ssl_pem_key_cert_pair pair{material->key_pem.c_str(),
+                                  material->cert_chain_pem.c_str()};
+  *config = grpc_ssl_server_certificate_config_create(
+      material->roots_pem.c_str(), &pair, 1);
+  served = std::move(material);
+  return GRPC_SSL_CERTIFICATE_CONFIG_RELOAD_NEW;
 }
 
 std::shared_ptr<grpc::Channel> MutualTlsChannel(const std::string& address,

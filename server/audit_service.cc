@@ -33,7 +33,7 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& timestamp) {
 absl::StatusOr<v1::GetTreeHeadResponse> AuditReader::Head(bool fresh) {
   v1::GetTreeHeadResponse response;
   CASELINK_ASSIGN_OR_RETURN(*response.mutable_head(), heads_->Latest(fresh));
-  response.set_signing_certificate_pem(heads_->certificate_pem());
+  response.set_signing_certificate_pem(heads_->CertificateOf(response.head()));
   return response;
 }
 
@@ -65,7 +65,7 @@ absl::StatusOr<v1::AuditAnswer> AuditReader::Answer(
   } else {
     CASELINK_ASSIGN_OR_RETURN(*answer.mutable_head(), heads_->Latest(true));
   }
-  answer.set_signing_certificate_pem(heads_->certificate_pem());
+  answer.set_signing_certificate_pem(heads_->CertificateOf(answer.head()));
   const uint64_t size = answer.head().tree_size();
   CASELINK_ASSIGN_OR_RETURN(std::vector<uint64_t> indexes,
                             log_->Find(filter, after, size, limit + 1));
@@ -129,7 +129,7 @@ grpc::ServerUnaryReactor* AuditServiceImpl::Serve(
   // An auditor of this node or of any node above it.
   auto caller = RequireCaller(*context, Role::kAuditor, "", deps_.revocations);
   absl::Status admitted = caller.status();
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   if (admitted.ok() &&
       !std::string_view(self).starts_with(SignificantPrefix(caller->code))) {
     admitted = absl::PermissionDeniedError(
@@ -200,15 +200,15 @@ absl::StatusOr<v1::AuditAnswer> AuditServiceImpl::HistoryAt(
     const std::string& code, const std::string& case_id) {
   // One page, as large as pages go, so that all of a node's entries are
   // proved against one head; a longer history says so with its page token.
-  if (code == deps_.self->code) {
+  if (code == deps_.self->code()) {
     AuditFilter filter;
     filter.case_id = case_id;
     return deps_.reader->Answer(filter, "", kMaxPageSize);
   }
   CASELINK_ASSIGN_OR_RETURN(std::string address,
                             deps_.directory->AddressOf(code));
-  auto stub =
-      v1::PeerService::NewStub(MutualTlsChannel(address, code, *deps_.tls));
+  auto stub = v1::PeerService::NewStub(
+      MutualTlsChannel(address, code, deps_.self->Get()->tls));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + kPathCallTimeout));
   v1::GetCaseHistoryRequest request;
@@ -230,8 +230,8 @@ grpc::ServerUnaryReactor* AuditServiceImpl::GetCasePath(
     }
     // Each node's events name the nodes the case went to next or came
     // from; following them visits every node of its path.
-    std::set<std::string> seen = {deps_.self->code};
-    std::deque<std::string> pending = {deps_.self->code};
+    std::set<std::string> seen = {deps_.self->code()};
+    std::deque<std::string> pending = {deps_.self->code()};
     while (!pending.empty() && response->nodes_size() < kMaxPathNodes) {
       std::string code = pending.front();
       pending.pop_front();

@@ -41,13 +41,13 @@ class AuditReader {
 };
 
 struct AuditServiceDeps {
-  const NodeIdentity* self = nullptr;
+  // Also the TLS identity to reach other nodes with.
+  const CurrentIdentity* self = nullptr;
   const Revocations* revocations = nullptr;
   AuditReader* reader = nullptr;
   const Witness* witness = nullptr;
   // To reach the other nodes of a case's path.
   const Directory* directory = nullptr;
-  const TlsMaterial* tls = nullptr;
   Logger* log = nullptr;
 };
 

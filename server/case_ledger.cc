@@ -97,7 +97,7 @@ v1::MessageKind KindAfter(const v1::ReferralStep& step) {
 StepContext CaseLedger::ContextAt(absl::Time now) const {
   StepContext context;
   context.now = now;
-  context.self = deps_.self->code;
+  context.self = deps_.self->code();
   context.config = deps_.config;
   return context;
 }
@@ -137,7 +137,7 @@ void CaseLedger::RecordRefusal(const absl::Status& status,
   v1::AuditEvent event;
   event.set_kind(v1::AUDIT_EVENT_KIND_REFUSAL);
   if (case_id.size() <= kMaxIdLength) event.set_case_id(case_id);
-  event.set_peer(deps_.self->code);
+  event.set_peer(deps_.self->code());
   event.set_detail(Cat(
       "operator step ", step, evidence_id.empty() ? "" : " on evidence ",
       evidence_id.substr(0, kMaxIdLength), ": ",
@@ -164,8 +164,8 @@ void CaseLedger::SaveCase(GroupWriter& writer, const CaseRecord& record,
   v1::AuditEvent event;
   event.set_kind(kind);
   event.set_case_id(view.case_id());
-  event.set_peer(view.origin() == deps_.self->code ? view.handler()
-                                                   : view.origin());
+  event.set_peer(view.origin() == deps_.self->code() ? view.handler()
+                                                     : view.origin());
   event.set_state(ReferralStateName(view.state()));
   // Event names and versions only: reasons and notes are the operators'
   // free text and may name people.
@@ -183,8 +183,8 @@ void CaseLedger::SaveEvidence(GroupWriter& writer, const EvidenceRecord& record,
   v1::AuditEvent event;
   event.set_kind(kind);
   event.set_case_id(view.case_id());
-  event.set_peer(view.requester() == deps_.self->code ? view.collector()
-                                                      : view.requester());
+  event.set_peer(view.requester() == deps_.self->code() ? view.collector()
+                                                        : view.requester());
   event.set_state(EvidenceStateName(view.state()));
   event.set_detail(Cat(
       "evidence ", view.evidence_id(), " version ", view.version(), ": ",
@@ -207,9 +207,9 @@ absl::Status CaseLedger::Send(GroupWriter& writer, const std::string& recipient,
   body.set_workflow(true);
   CASELINK_ASSIGN_OR_RETURN(
       *body.mutable_sealed_payload(),
-      sealer_.Seal(
-          key, payload.SerializeAsString(),
-          SealAssociatedData(body.message_id(), deps_.self->code, recipient)));
+      sealer_.Seal(key, payload.SerializeAsString(),
+                   SealAssociatedData(body.message_id(), deps_.self->code(),
+                                      recipient)));
   return writer.Send(std::move(body));
 }
 
@@ -226,7 +226,7 @@ absl::Status CaseLedger::Publish(GroupWriter& writer, const CaseRecord& record,
   followers.erase(std::unique(followers.begin(), followers.end()),
                   followers.end());
   for (const std::string& follower : followers) {
-    if (follower == deps_.self->code) continue;
+    if (follower == deps_.self->code()) continue;
     CASELINK_RETURN_IF_ERROR(
         Send(writer, follower, kind, view.case_id(), view.priority(), payload));
   }
@@ -236,7 +236,7 @@ absl::Status CaseLedger::Publish(GroupWriter& writer, const CaseRecord& record,
 void CaseLedger::CreateReferral(std::string handler, std::string case_id,
                                 v1::Referral referral,
                                 Reply<v1::CaseView> done) {
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   // Built before the call: its arguments are evaluated in no fixed order.
   Refusal refusal{case_id, "", "create_referral"};
   Run<v1::CaseView>(
@@ -281,7 +281,7 @@ absl::Status CaseLedger::ApplyStepAsOwner(GroupWriter& writer,
                                           CaseRecord& record,
                                           const v1::ReferralStep& step,
                                           const std::string& actor) {
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   StepContext context = ContextAt(writer.now());
   std::optional<Lawyer> lawyer;
   if (step.has_assign()) {
@@ -368,7 +368,7 @@ void CaseLedger::StepReferral(std::string case_id, v1::ReferralStep step,
       std::move(refusal),
       [this, case_id = std::move(case_id), step = std::move(step)](
           GroupWriter& writer, v1::CaseView& result) -> absl::Status {
-        const std::string& self = deps_.self->code;
+        const std::string& self = deps_.self->code();
         CASELINK_RETURN_IF_ERROR(CheckId("case_id", case_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
                                   LoadCase(writer, case_id));
@@ -416,7 +416,7 @@ void CaseLedger::RequestEvidence(std::string case_id, std::string collector,
       [this, case_id = std::move(case_id), collector = std::move(collector),
        request = std::move(request)](GroupWriter& writer,
                                      v1::EvidenceView& result) -> absl::Status {
-        const std::string& self = deps_.self->code;
+        const std::string& self = deps_.self->code();
         CASELINK_RETURN_IF_ERROR(CheckId("case_id", case_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
                                   LoadCase(writer, case_id));
@@ -453,7 +453,7 @@ void CaseLedger::StepEvidence(std::string evidence_id, v1::EvidenceStep step,
       std::move(refusal),
       [this, evidence_id = std::move(evidence_id), step = std::move(step)](
           GroupWriter& writer, v1::EvidenceView& result) -> absl::Status {
-        const std::string& self = deps_.self->code;
+        const std::string& self = deps_.self->code();
         CASELINK_RETURN_IF_ERROR(CheckId("evidence_id", evidence_id));
         CASELINK_ASSIGN_OR_RETURN(std::optional<EvidenceRecord> record,
                                   LoadEvidence(writer, evidence_id));
@@ -516,9 +516,10 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
     default:
       return false;
   }
-  if (!deps_.self->sealing_key.has_value()) return false;
-  auto clear = Open(
-      *deps_.self->sealing_key, body.sealed_payload(),
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  if (!self->HasSealingKey()) return false;
+  auto clear = self->OpenSealed(
+      body.sealed_payload(),
       SealAssociatedData(body.message_id(), body.sender(), body.recipient()));
   if (!clear.ok()) {
     return absl::InvalidArgumentError(
@@ -569,7 +570,7 @@ absl::StatusOr<bool> CaseLedger::OnArrival(const v1::Body& body,
 
 absl::Status CaseLedger::TakeReferral(GroupWriter& writer, const v1::Body& body,
                                       const v1::OpenReferral& open) {
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   const v1::CaseView& view = open.view();
   CASELINK_RETURN_IF_ERROR(CheckId("case_id", view.case_id()));
   if (view.handler() != self) {
@@ -616,7 +617,7 @@ absl::Status CaseLedger::TakeReferral(GroupWriter& writer, const v1::Body& body,
 
 absl::Status CaseLedger::TakeCaseView(GroupWriter& writer, const v1::Body& body,
                                       const v1::CaseView& view) {
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   CASELINK_RETURN_IF_ERROR(CheckId("case_id", view.case_id()));
   CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
                             LoadCase(writer, view.case_id()));
@@ -671,7 +672,7 @@ absl::Status CaseLedger::TakeQuestion(
     const v1::JurisdictionQuestion& question) {
   const v1::CaseView& view = question.view();
   CASELINK_RETURN_IF_ERROR(CheckId("case_id", view.case_id()));
-  if (view.arbiter() != deps_.self->code || body.sender() != view.handler() ||
+  if (view.arbiter() != deps_.self->code() || body.sender() != view.handler() ||
       view.state() != v1::REFERRAL_STATE_JURISDICTION_QUESTION) {
     return absl::InvalidArgumentError(
         Cat("jurisdiction question on case ", view.case_id(),
@@ -699,7 +700,7 @@ absl::Status CaseLedger::TakeEvidence(GroupWriter& writer, const v1::Body& body,
                                       const v1::OpenEvidence& open) {
   const v1::EvidenceView& view = open.view();
   CASELINK_RETURN_IF_ERROR(CheckId("evidence_id", view.evidence_id()));
-  if (view.collector() != deps_.self->code ||
+  if (view.collector() != deps_.self->code() ||
       body.sender() != view.requester()) {
     return absl::InvalidArgumentError(
         Cat("evidence request ", view.evidence_id(),
@@ -783,7 +784,7 @@ absl::StatusOr<absl::flat_hash_map<std::string, int>> CaseLedger::LawyerLoad(
           return false;
         }
         const v1::CaseView& view = record.view();
-        if (view.handler() == deps_.self->code &&
+        if (view.handler() == deps_.self->code() &&
             view.state() == v1::REFERRAL_STATE_ASSIGNED) {
           ++load[view.lawyer_id()];
         }
@@ -884,7 +885,7 @@ absl::StatusOr<std::vector<std::string>> CaseLedger::EvidenceOfCase(
 absl::StatusOr<std::vector<v1::DueItem>> CaseLedger::ListDue(
     absl::Time now, absl::Duration within) const {
   std::vector<v1::DueItem> items;
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   CASELINK_RETURN_IF_ERROR(ForEachRecord<CaseRecord>(
       *deps_.store, "c/", "", [&](CaseRecord& record) {
         CollectDue(record.view(), now, within, self, &items);
@@ -899,7 +900,7 @@ absl::StatusOr<std::vector<v1::DueItem>> CaseLedger::ListDue(
 }
 
 void CaseLedger::RecordPassedLimits(absl::Time now) {
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   std::vector<std::string> cases;
   std::vector<std::string> evidence;
   auto passed = [&](const auto& record) {
@@ -944,7 +945,7 @@ void CaseLedger::RecordPassedLimits(absl::Time now) {
   // between is not overwritten.
   deps_.committer->Apply(
       [this, cases, evidence](GroupWriter& writer) -> absl::Status {
-        const std::string& me = deps_.self->code;
+        const std::string& me = deps_.self->code();
         for (const std::string& id : cases) {
           CASELINK_ASSIGN_OR_RETURN(std::optional<CaseRecord> record,
                                     LoadCase(writer, id));

@@ -31,7 +31,7 @@
 namespace caselink::server {
 
 struct CaseLedgerDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   const WorkflowConfig* config = nullptr;
   storage::Store* store = nullptr;
   Committer* committer = nullptr;

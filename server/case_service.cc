@@ -50,7 +50,7 @@ absl::Status CheckAttachments(
 
 absl::Status CaseServiceImpl::Admit(grpc::CallbackServerContext* context,
                                     std::string_view rpc) {
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code,
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
                               deps_.revocations);
   if (!caller.ok()) {
     deps_.log->Warning("call_refused", {{"rpc", std::string(rpc)},
@@ -89,7 +89,7 @@ grpc::ServerUnaryReactor* CaseServiceImpl::CreateReferral(
   absl::Status checked = Admit(context, "CreateReferral");
   std::string handler = request->handler();
   if (checked.ok()) checked = NormalizeField("handler", &handler);
-  if (checked.ok() && handler == deps_.self->code) {
+  if (checked.ok() && handler == deps_.self->code()) {
     checked = absl::InvalidArgumentError(
         "handler: a node does not refer cases to itself");
   }
@@ -196,7 +196,7 @@ grpc::ServerUnaryReactor* CaseServiceImpl::RequestEvidence(
   absl::Status checked = Admit(context, "RequestEvidence");
   std::string collector = request->collector();
   if (checked.ok()) checked = NormalizeField("collector", &collector);
-  if (checked.ok() && collector == deps_.self->code) {
+  if (checked.ok() && collector == deps_.self->code()) {
     checked = absl::InvalidArgumentError(
         "collector: a node does not ask itself for evidence");
   }
@@ -279,7 +279,7 @@ grpc::ServerUnaryReactor* CaseServiceImpl::ListDue(
                                 ? deps_.config->due_soon
                                 : absl::Seconds(request->within_seconds());
     CASELINK_ASSIGN_OR_RETURN(
-        *response, ReportDue(*deps_.ledger, *deps_.links, deps_.self->code,
+        *response, ReportDue(*deps_.ledger, *deps_.links, deps_.self->code(),
                              absl::Now(), within, request->subtree()));
     return absl::OkStatus();
   });

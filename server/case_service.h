@@ -19,7 +19,7 @@
 namespace caselink::server {
 
 struct CaseServiceDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   const WorkflowConfig* config = nullptr;
   const LinkSet* links = nullptr;
   const Revocations* revocations = nullptr;

@@ -433,7 +433,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     record.set_from_peer(arrival.from_peer);
     record.set_inbox_key(inbox_key);
     auto digest =
-        BodyDigest(options_.signing_key->scheme(), arrival.envelope.body());
+        BodyDigest(options_.signing_key()->scheme(), arrival.envelope.body());
     *record.mutable_envelope() = std::move(arrival.envelope);
     group.batch.Put(Family::kMessages, InboxRecordKey(id),
                     record.SerializeAsString());
@@ -670,8 +670,9 @@ absl::Status Committer::SignAndQueue(Group& group) {
   for (auto& item : group.unsigned_bodies) {
     serialized.push_back(item.body.SerializeAsString());
   }
+  const std::shared_ptr<const PrivateKey> signing_key = options_.signing_key();
   CASELINK_ASSIGN_OR_RETURN(std::vector<v1::Envelope> envelopes,
-                            SignBodies(*options_.signing_key, serialized));
+                            SignBodies(*signing_key, serialized));
   const int64_t now = NowMicros();
   for (size_t i = 0; i < envelopes.size(); ++i) {
     auto& item = group.unsigned_bodies[i];
@@ -699,8 +700,7 @@ absl::Status Committer::SignAndQueue(Group& group) {
       state.add_route(item.next_hop);
       state.set_outbox_key(key);
       CASELINK_ASSIGN_OR_RETURN(
-          std::string digest,
-          BodyDigest(options_.signing_key->scheme(), serialized[i]));
+          std::string digest, BodyDigest(signing_key->scheme(), serialized[i]));
       state.set_body_digest(std::move(digest));
       group.batch.Put(Family::kMessages, SentKey(id),
                       state.SerializeAsString());

@@ -11,6 +11,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -116,7 +117,9 @@ struct VerdictBatch {
 
 struct CommitterOptions {
   std::string self;  // 12-digit code.
-  const PrivateKey* signing_key = nullptr;
+  // The key to sign with now; each group signs with the one it gets. Keys
+  // may change while the node runs, all of one hash algorithm.
+  std::function<std::shared_ptr<const PrivateKey>()> signing_key;
   const Router* router = nullptr;
   storage::Store* store = nullptr;
   Logger* log = nullptr;

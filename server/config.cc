@@ -287,6 +287,7 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
       {"node", "listen", "data_dir", "tls", "signing", "sealing", "directory",
        "peers", "delivery", "workflow", "audit", "log_level"}));
   NodeConfig config;
+  config.path = path;
 
   CASELINK_ASSIGN_OR_RETURN(auto node, top.Section("node"));
   if (!node) return top.Error("node", "missing");
@@ -322,10 +323,12 @@ absl::StatusOr<NodeConfig> LoadNodeConfig(const std::string& path) {
 
   CASELINK_ASSIGN_OR_RETURN(auto sealing, top.Section("sealing"));
   if (sealing) {
-    CASELINK_RETURN_IF_ERROR(sealing->AllowOnly({"cert", "key"}));
+    CASELINK_RETURN_IF_ERROR(sealing->AllowOnly({"cert", "key", "previous"}));
     CASELINK_ASSIGN_OR_RETURN(config.sealing_cert,
                               sealing->RequiredPath("cert"));
     CASELINK_ASSIGN_OR_RETURN(config.sealing_key, sealing->RequiredPath("key"));
+    CASELINK_ASSIGN_OR_RETURN(config.previous_sealing_keys,
+                              sealing->PathList("previous"));
   }
 
   CASELINK_ASSIGN_OR_RETURN(auto directory, top.Section("directory"));

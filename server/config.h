@@ -17,6 +17,7 @@
 //   sealing:                         # optional; without it this node
 //     cert: "seal.crt"               # cannot take sealed payloads
 //     key: "seal.key"
+//     previous: ["seal.prev-3C4D.key"]   # after a key rotation
 //   directory:                       # optional
 //     publish: "province.yaml"       # province nodes: the nodes to list
 //     refresh_seconds: 30
@@ -35,7 +36,9 @@
 //     head_interval_seconds: 60
 //   log_level: info
 //
-// Relative paths are taken relative to the directory of the file.
+// Relative paths are taken relative to the directory of the file. The
+// tls, signing and sealing entries (apart from tls.ca_bundle) are read again
+// while the node runs, on SIGHUP or when a file changes; see Node.
 #ifndef CASELINK_SERVER_CONFIG_H_
 #define CASELINK_SERVER_CONFIG_H_
 
@@ -66,6 +69,8 @@ struct DeliveryConfig {
 };
 
 struct NodeConfig {
+  // The file this config was read from; empty for one made in code.
+  std::string path;
   std::string code;  // 12-digit form.
   std::string name;
   std::string listen;
@@ -82,6 +87,9 @@ struct NodeConfig {
   std::vector<std::string> previous_signing_certs;
   std::string sealing_cert;  // Empty if none.
   std::string sealing_key;
+  // Sealing private keys this node used before, so that payloads sealed to
+  // them still open.
+  std::vector<std::string> previous_sealing_keys;
   // A province node's list of its nodes, which it signs and publishes as
   // the directory; empty elsewhere.
   std::string directory_publish;

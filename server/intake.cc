@@ -20,6 +20,7 @@ std::string_view CounterFor(absl::StatusCode code) {
     case absl::StatusCode::kPermissionDenied:
       return "refused_wrong_link";
     case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kUnavailable:
       return "refused_unknown_sender";
     case absl::StatusCode::kUnauthenticated:
       return "refused_bad_signature";
@@ -31,6 +32,10 @@ std::string_view CounterFor(absl::StatusCode code) {
       return "refused_other";
   }
 }
+
+// How long a key id a peer said it does not know is not asked of it again.
+constexpr absl::Duration kUnfoundRetry = absl::Seconds(30);
+constexpr size_t kMaxUnfound = 4096;
 
 bool IsFullCode(const std::string& code) {
   auto normalized = NormalizeDivisionCode(code);
@@ -121,11 +126,25 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
             absl::FormatDuration(delivery_.max_clock_skew)));
   }
 
-  auto signer = keys_->Find(envelope.signature().key_id());
+  const std::string& key_id = envelope.signature().key_id();
+  auto signer = keys_->Find(key_id);
   if (!signer.ok()) {
-    return absl::FailedPreconditionError(Cat("unknown sender ", body->sender(),
-                                             ": ",
-                                             View(signer.status().message())));
+    // A key rotated lately reaches relays and recipients before any
+    // directory lists it; the peer that passed the envelope on knows it.
+    absl::Status fetched = FetchSigner(tls_peer, body->sender(), key_id);
+    if (fetched.ok()) signer = keys_->Find(key_id);
+    if (!signer.ok()) {
+      std::string reason = Cat("unknown sender ", body->sender(), ": ",
+                               View(signer.status().message()), "; ", tls_peer,
+                               " did not give it: ", View(fetched.message()));
+      // A peer that could not be asked may well know the key: the envelope
+      // stays with it, to be handed over again later.
+      if (fetched.code() == absl::StatusCode::kUnavailable ||
+          fetched.code() == absl::StatusCode::kDeadlineExceeded) {
+        return absl::UnavailableError(std::move(reason));
+      }
+      return absl::FailedPreconditionError(std::move(reason));
+    }
   }
   if (revocations_->IsRevoked(signer->certificate)) {
     return absl::UnauthenticatedError(
@@ -143,6 +162,36 @@ absl::Status Intake::CheckUnlogged(const v1::Envelope& envelope,
             " does not verify: ", View(verified.message())));
   }
   return absl::OkStatus();
+}
+
+absl::Status Intake::FetchSigner(const std::string& tls_peer,
+                                 const std::string& signer,
+                                 const std::string& key_id) {
+  if (fetch_ == nullptr) {
+    return absl::UnimplementedError("this node does not ask for keys");
+  }
+  const absl::Time now = absl::Now();
+  const std::string asked = Cat(tls_peer, "/", key_id);
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = unfound_.find(asked);
+    if (it != unfound_.end() && now < it->second) {
+      return absl::NotFoundError("it said lately that it does not know it");
+    }
+  }
+  absl::Status learned = fetch_(tls_peer, signer, key_id);
+  if (learned.ok()) {
+    log_->Info("signing_key_learned", {{"node", signer},
+                                       {"key", HexEncode(key_id).substr(0, 16)},
+                                       {"from", tls_peer}});
+    return learned;
+  }
+  if (learned.code() == absl::StatusCode::kNotFound) {
+    absl::MutexLock lock(&mu_);
+    if (unfound_.size() >= kMaxUnfound) unfound_.clear();
+    unfound_[asked] = now + kUnfoundRetry;
+  }
+  return learned;
 }
 
 }  // namespace caselink::server

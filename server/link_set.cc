@@ -10,7 +10,7 @@ absl::StatusOr<bool> LinkSet::Add(const PeerConfig& peer) {
   {
     absl::MutexLock lock(&mu_);
     if (links_.count(peer.code) > 0) return false;
-    auto link = std::make_unique<PeerLink>(peer, *tls_, *delivery_, deps_);
+    auto link = std::make_unique<PeerLink>(peer, *delivery_, deps_);
     added = link.get();
     links_.emplace(peer.code, std::move(link));
     for (const auto& [code, unused] : links_) codes.push_back(code);
@@ -36,6 +36,10 @@ std::vector<PeerLink*> LinkSet::All() const {
   absl::MutexLock lock(&mu_);
   for (const auto& [code, link] : links_) all.push_back(link.get());
   return all;
+}
+
+void LinkSet::RenewAll() {
+  for (PeerLink* link : All()) link->Renew();
 }
 
 void LinkSet::StopAll() {

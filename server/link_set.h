@@ -21,13 +21,9 @@ namespace caselink::server {
 class LinkSet {
  public:
   // Does not take ownership of `router`, which it keeps told of the peers.
-  LinkSet(const TlsMaterial* tls, const DeliveryConfig* delivery,
-          PeerLinkDeps deps, Router* router, Logger* log)
-      : tls_(tls),
-        delivery_(delivery),
-        deps_(deps),
-        router_(router),
-        log_(log) {}
+  LinkSet(const DeliveryConfig* delivery, PeerLinkDeps deps, Router* router,
+          Logger* log)
+      : delivery_(delivery), deps_(deps), router_(router), log_(log) {}
 
   // Adds and starts a link to `peer` unless one exists. Returns whether it
   // was added.
@@ -38,11 +34,13 @@ class LinkSet {
   PeerLink* Find(const std::string& code) const;
   std::vector<PeerLink*> All() const;
 
+  // Has every link reconnect with this node's new identity.
+  void RenewAll();
+
   // Stops every link's threads; the links stay until destruction.
   void StopAll();
 
  private:
-  const TlsMaterial* const tls_;
   const DeliveryConfig* const delivery_;
   const PeerLinkDeps deps_;
   Router* const router_;

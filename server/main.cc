@@ -25,13 +25,15 @@ void ForwardGrpcLog(gpr_log_func_args* args) {
                        {"message", args->message}});
 }
 
-// Blocks the termination signals in every thread, so that the main thread
-// alone receives them with sigwait.
-sigset_t BlockTerminationSignals() {
+// Blocks the termination signals, and SIGHUP (reload the node's keys and
+// certificates), in every thread, so that the main thread alone receives
+// them with sigwait.
+sigset_t BlockHandledSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   return set;
 }
@@ -68,7 +70,7 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 #endif
   gpr_set_log_function(ForwardGrpcLog);
-  sigset_t signals = BlockTerminationSignals();
+  sigset_t signals = BlockHandledSignals();
   std::signal(SIGPIPE, SIG_IGN);
 
   auto config = caselink::server::LoadNodeConfig(config_path);
@@ -83,7 +85,9 @@ int main(int argc, char** argv) {
   }
 
   int received = 0;
-  sigwait(&signals, &received);
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    (*node)->ReloadIdentity("SIGHUP");
+  }
   log.Info("shutting_down",
            {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
   (*node)->Shutdown();

@@ -14,6 +14,28 @@ namespace {
 constexpr std::string_view kNodeCodeKey = "node_code";
 
 constexpr absl::Duration kSweepInterval = absl::Hours(1);
+// How long an envelope's stream may wait for a peer to give a signing
+// certificate.
+constexpr absl::Duration kSignerTimeout = absl::Seconds(2);
+
+// What a new identity changes, as the log says it.
+struct IdentityChange {
+  std::string tls;
+  std::string signing;
+  std::string sealing;
+  std::string signing_key;
+  std::string previous_signing;
+};
+
+IdentityChange ChangeOf(const NodeIdentity& before, const NodeIdentity& after) {
+  auto state = [](bool same) { return same ? "kept" : "new"; };
+  return IdentityChange{
+      state(after.tls.cert_chain_pem == before.tls.cert_chain_pem),
+      state(after.signing_cert_pem == before.signing_cert_pem),
+      state(after.sealing_cert_pem == before.sealing_cert_pem),
+      HexEncode(after.signing_key.KeyId()).substr(0, 16),
+      Cat(after.previous_signing_pems.size())};
+}
 
 }  // namespace
 
@@ -26,43 +48,44 @@ absl::StatusOr<std::unique_ptr<Node>> Node::Start(const NodeConfig& config,
 }
 
 absl::Status Node::Open() {
-  CASELINK_ASSIGN_OR_RETURN(
-      tls_,
-      LoadTlsMaterial(config_.tls_cert, config_.tls_key, config_.ca_bundle));
   CASELINK_ASSIGN_OR_RETURN(TrustStore trust,
                             TrustStore::LoadPemFile(config_.ca_bundle));
   trust_ = std::make_unique<TrustStore>(std::move(trust));
-  CASELINK_ASSIGN_OR_RETURN(Certificate tls_cert,
-                            Certificate::FromPem(tls_.cert_chain_pem));
-  CASELINK_RETURN_IF_ERROR(CheckOwnCertificate(
-      tls_cert, config_.tls_cert, "certificate", config_.code, *trust_));
-  CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity, LoadNodeIdentity(config_));
-  identity_ = std::make_unique<NodeIdentity>(std::move(identity));
+  {
+    // Taken before the files are read, so that a change while they are
+    // read is seen later.
+    absl::MutexLock lock(&reload_mu_);
+    watched_config_ = config_;
+    watched_digest_ = IdentityFilesDigest(config_);
+  }
+  CASELINK_ASSIGN_OR_RETURN(NodeIdentity identity,
+                            LoadNodeIdentity(config_, *trust_));
+  identity_ = std::make_unique<CurrentIdentity>(std::move(identity));
+  const std::shared_ptr<const NodeIdentity> self = identity_->Get();
 
   CASELINK_ASSIGN_OR_RETURN(store_, storage::Store::Open(config_.data_dir));
   CASELINK_RETURN_IF_ERROR(ClaimStore());
   keys_ = std::make_unique<KeyRing>(trust_.get(), store_.get());
   CASELINK_RETURN_IF_ERROR(keys_->Load());
-  CASELINK_RETURN_IF_ERROR(
-      keys_->Learn(config_.code, identity_->signing_cert_pem));
+  CASELINK_RETURN_IF_ERROR(keys_->Learn(config_.code, self->signing_cert_pem));
 
   std::vector<std::string> peer_codes;
   for (const PeerConfig& peer : config_.peers) peer_codes.push_back(peer.code);
   router_ = std::make_unique<Router>(config_.code, peer_codes);
 
   audit_log_ = std::make_unique<AuditLog>(
-      store_.get(), HashAlgorithmOf(identity_->signing_key.scheme()),
-      config_.code);
+      store_.get(), HashAlgorithmOf(self->signing_key.scheme()), config_.code);
   CASELINK_RETURN_IF_ERROR(audit_log_->Load());
-  tree_heads_ =
-      std::make_unique<TreeHeads>(audit_log_.get(), &identity_->signing_key,
-                                  config_.code, identity_->signing_cert_pem);
+  tree_heads_ = std::make_unique<TreeHeads>(audit_log_.get(), identity_.get());
   audit_reader_ =
       std::make_unique<AuditReader>(audit_log_.get(), tree_heads_.get());
 
   CommitterOptions options;
   options.self = config_.code;
-  options.signing_key = &identity_->signing_key;
+  options.signing_key = [identity = identity_.get()] {
+    std::shared_ptr<const NodeIdentity> current = identity->Get();
+    return std::shared_ptr<const PrivateKey>(current, &current->signing_key);
+  };
   options.router = router_.get();
   options.store = store_.get();
   options.log = log_;
@@ -79,28 +102,34 @@ absl::Status Node::Open() {
   CASELINK_RETURN_IF_ERROR(committer_->Start());
 
   CASELINK_ASSIGN_OR_RETURN(std::vector<Certificate> cas,
-                            Certificate::AllFromPem(tls_.roots_pem));
+                            Certificate::AllFromPem(self->tls.roots_pem));
   revocations_ =
       std::make_unique<Revocations>(config_.crl_bundle, std::move(cas), log_);
   CASELINK_RETURN_IF_ERROR(revocations_->Reload());
-  intake_ = std::make_unique<Intake>(config_.code, config_.delivery,
-                                     keys_.get(), revocations_.get(),
-                                     &counters_, log_, committer_.get());
+  // The links exist before any envelope can arrive: they are made below,
+  // before the server starts.
+  intake_ = std::make_unique<Intake>(
+      config_.code, config_.delivery, keys_.get(), revocations_.get(),
+      &counters_, log_, committer_.get(),
+      [this](const std::string& peer, const std::string& signer,
+             const std::string& key_id) {
+        return LearnSigner(peer, signer, key_id);
+      });
   directory_ = std::make_unique<Directory>(config_.code, trust_.get(),
                                            keys_.get(), store_.get(), log_);
   CASELINK_RETURN_IF_ERROR(directory_->Load());
-  if (!identity_->sealing_cert_pem.empty()) {
+  if (!self->sealing_cert_pem.empty()) {
     CASELINK_RETURN_IF_ERROR(
-        directory_->LearnSealingKey(config_.code, identity_->sealing_cert_pem));
+        directory_->LearnSealingKey(config_.code, self->sealing_cert_pem));
   }
   attachments_ = std::make_unique<AttachmentStore>(
-      AttachmentStoreDeps{identity_->signing_key.scheme(), &config_.workflow,
+      AttachmentStoreDeps{self->signing_key.scheme(), &config_.workflow,
                           store_.get(), committer_.get(), log_, &counters_});
   ledger_ = std::make_unique<CaseLedger>(CaseLedgerDeps{
       identity_.get(), &config_.workflow, store_.get(), committer_.get(),
       directory_.get(), log_, &counters_, attachments_.get()});
   links_ = std::make_unique<LinkSet>(
-      &tls_, &config_.delivery,
+      &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
                    directory_.get(), revocations_.get(), log_},
       router_.get(), log_);
@@ -154,7 +183,6 @@ absl::Status Node::Serve() {
   audit_deps.reader = audit_reader_.get();
   audit_deps.witness = witness_.get();
   audit_deps.directory = directory_.get();
-  audit_deps.tls = &tls_;
   audit_deps.log = log_;
   audit_service_ = std::make_unique<AuditServiceImpl>(audit_deps);
   case_service_ = std::make_unique<CaseServiceImpl>(CaseServiceDeps{
@@ -166,8 +194,12 @@ absl::Status Node::Serve() {
   // gRPC would otherwise let a second process bind the same port and share
   // its connections.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(config_.listen, MutualTlsServerCredentials(tls_),
-                           &port_);
+  server_tls_ =
+      std::make_unique<RenewableServerTls>([identity = identity_.get()] {
+        std::shared_ptr<const NodeIdentity> current = identity->Get();
+        return std::shared_ptr<const TlsMaterial>(current, &current->tls);
+      });
+  builder.AddListeningPort(config_.listen, server_tls_->Credentials(), &port_);
   // Leave room above the envelope limit so that an oversized envelope is
   // refused with a reason instead of breaking the stream.
   builder.SetMaxReceiveMessageSize(
@@ -214,10 +246,11 @@ void Node::RefreshDirectoryOnce() {
                  {"next", "keeping the lists in force"}});
   }
   for (PeerLink* link : links_->All()) link->CutIfRevoked();
+  WatchIdentityFiles();
   if (!config_.directory_publish.empty()) {
-    auto published =
-        directory_->Publish(config_.directory_publish, identity_->signing_key,
-                            identity_->signing_cert_pem);
+    std::shared_ptr<const NodeIdentity> self = identity_->Get();
+    auto published = directory_->Publish(
+        config_.directory_publish, self->signing_key, self->signing_cert_pem);
     if (!published.ok()) {
       log_->Error("directory_publish_failed",
                   {{"file", config_.directory_publish},
@@ -249,6 +282,101 @@ void Node::RefreshDirectoryOnce() {
                                 {"source", "directory"}});
     }
   }
+}
+
+void Node::WatchIdentityFiles() {
+  absl::MutexLock lock(&reload_mu_);
+  std::string digest = IdentityFilesDigest(watched_config_);
+  if (digest == watched_digest_) {
+    changed_digest_.clear();
+    return;
+  }
+  // A rotation is several files written one after another: wait until
+  // they have stayed the same for one more look.
+  if (digest != changed_digest_) {
+    changed_digest_ = std::move(digest);
+    return;
+  }
+  ReloadIdentityLocked("file_change");
+}
+
+void Node::ReloadIdentity(std::string_view trigger) {
+  absl::MutexLock lock(&reload_mu_);
+  ReloadIdentityLocked(trigger);
+}
+
+void Node::ReloadIdentityLocked(std::string_view trigger) {
+  auto refuse = [&](const absl::Status& status) {
+    log_->Error("identity_not_reloaded",
+                {{"trigger", std::string(trigger)},
+                 {"error", std::string(View(status.message()))},
+                 {"next", "keeping the identity in force"}});
+  };
+  changed_digest_.clear();
+  // A config made in code (tests) has no file: only the files it names are
+  // read again.
+  absl::StatusOr<NodeConfig> config = config_;
+  if (!config_.path.empty()) config = LoadNodeConfig(config_.path);
+  if (!config.ok()) {
+    watched_digest_ = IdentityFilesDigest(watched_config_);
+    return refuse(config.status());
+  }
+  watched_config_ = *config;
+  watched_digest_ = IdentityFilesDigest(watched_config_);
+
+  const std::shared_ptr<const NodeIdentity> current = identity_->Get();
+  auto next = LoadReplacementIdentity(*config, *trust_, *current);
+  if (!next.ok()) return refuse(next.status());
+  if (SameKeys(*next, *current)) {
+    log_->Info("identity_unchanged", {{"trigger", std::string(trigger)}});
+    return;
+  }
+  absl::Status learned = LearnOwnCertificates(*next);
+  if (!learned.ok()) return refuse(learned);
+
+  const IdentityChange change = ChangeOf(*current, *next);
+  identity_->Replace(std::move(*next));
+  log_->Info("identity_reloaded",
+             {{"trigger", std::string(trigger)},
+              {"tls", change.tls},
+              {"signing", change.signing},
+              {"sealing", change.sealing},
+              {"signing_key", change.signing_key},
+              {"previous_signing", change.previous_signing},
+              {"generation", Cat(identity_->generation())},
+              {"next", "peer links reconnect"}});
+  links_->RenewAll();
+}
+
+absl::Status Node::LearnOwnCertificates(const NodeIdentity& next) {
+  // Peers may ask this node for the new certificate as soon as anything
+  // signed with it leaves, and receipts for it must verify here.
+  std::vector<std::string> signing = {next.signing_cert_pem};
+  signing.insert(signing.end(), next.previous_signing_pems.begin(),
+                 next.previous_signing_pems.end());
+  for (const std::string& pem : signing) {
+    CASELINK_RETURN_IF_ERROR(keys_->Learn(config_.code, pem));
+  }
+  if (next.sealing_cert_pem.empty()) return absl::OkStatus();
+  return directory_->LearnSealingKey(config_.code, next.sealing_cert_pem);
+}
+
+absl::Status Node::LearnSigner(const std::string& peer,
+                               const std::string& signer,
+                               const std::string& key_id) {
+  PeerLink* link = links_->Find(peer);
+  if (link == nullptr) return absl::NotFoundError(Cat("no link to ", peer));
+  CASELINK_ASSIGN_OR_RETURN(v1::GetSigningCertificateResponse answer,
+                            link->SigningCertificate(key_id, kSignerTimeout));
+  // The certificate vouches for itself: the ring takes it only if it chains
+  // to a trusted CA and names the node it is said to be of. Intake then
+  // checks that this node is the envelope's sender.
+  CASELINK_RETURN_IF_ERROR(keys_->Learn(answer.code(), answer.certificate()));
+  if (!keys_->Find(key_id).ok()) {
+    return absl::NotFoundError(Cat(peer, " gave the certificate of another key",
+                                   " than the one ", signer, " signed with"));
+  }
+  return absl::OkStatus();
 }
 
 void Node::RefreshDirectory() {

@@ -1,5 +1,18 @@
 // A running caselinkd node: its store, its gRPC server, the committer that
 // writes delivery state, and its peer links.
+//
+// The node may roll to new keys and certificates while it runs. On
+// ReloadIdentity (SIGHUP), and when the config file or a file its identity
+// entries name changes (checked every directory refresh, and taken once it
+// has stayed the same for one more), it reads the config file's tls (cert
+// and key), signing and sealing entries again, with their previous lists.
+// The new identity is checked as at start-up; only then is its signing
+// certificate learned, then it replaces the old one whole: later groups,
+// tree heads, receipts and directories are signed with the new key, new TLS
+// handshakes present the new certificate, and every peer link reconnects
+// with it and says hello with the new signing and sealing certificates.
+// Keys the node held before stay on until it restarts. Other settings, and
+// tls.ca_bundle, are read at start only.
 #ifndef CASELINK_SERVER_NODE_H_
 #define CASELINK_SERVER_NODE_H_
 
@@ -7,7 +20,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "core/crypto.h"
 #include "core/log.h"
@@ -53,6 +68,13 @@ class Node final : public OutboxListener {
   // The port the server listens on (useful with port 0).
   int port() const { return port_; }
 
+  // Reloads the node's identity as described above. Any error (a file
+  // missing or unreadable, a key that does not match its certificate, a
+  // certificate of another node) is logged naming the file, and the node
+  // keeps the identity in force. `trigger` says what asked, for the log.
+  // Thread-safe.
+  void ReloadIdentity(std::string_view trigger);
+
   void OnQueued(const std::string& peer, const std::string& first_key,
                 uint64_t count) override;
 
@@ -71,6 +93,18 @@ class Node final : public OutboxListener {
   // links it gives, every directory_refresh.
   void RefreshDirectory();
   void RefreshDirectoryOnce();
+  // Reloads the identity if its files changed and have been still since
+  // the last look.
+  void WatchIdentityFiles();
+  void ReloadIdentityLocked(std::string_view trigger)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(reload_mu_);
+  // Teaches the key ring and the directory the certificates of `next`,
+  // before it is used.
+  absl::Status LearnOwnCertificates(const NodeIdentity& next);
+  // Asks `peer` for the certificate of signing key `key_id`, met on an
+  // envelope of `signer` it handed over, and learns it.
+  absl::Status LearnSigner(const std::string& peer, const std::string& signer,
+                           const std::string& key_id);
   // Records passed time limits, every workflow check_interval.
   void WatchTimeLimits();
   // Signs a tree head and witnesses the peers' logs, every audit
@@ -79,9 +113,10 @@ class Node final : public OutboxListener {
 
   const NodeConfig config_;
   Logger* const log_;
-  TlsMaterial tls_;
   std::unique_ptr<TrustStore> trust_;
-  std::unique_ptr<NodeIdentity> identity_;
+  std::unique_ptr<CurrentIdentity> identity_;
+  // Outlives the server, which asks it for the TLS identity.
+  std::unique_ptr<RenewableServerTls> server_tls_;
   std::unique_ptr<storage::Store> store_;
   Counters counters_;
   std::unique_ptr<Router> router_;
@@ -102,6 +137,15 @@ class Node final : public OutboxListener {
   std::unique_ptr<AuditServiceImpl> audit_service_;
   std::unique_ptr<CaseServiceImpl> case_service_;
   std::unique_ptr<grpc::Server> server_;
+
+  absl::Mutex reload_mu_;
+  // The config whose identity files are watched, the digest of those files
+  // at the last reload (or start), and one seen since that is waiting to
+  // stay the same for one more look.
+  NodeConfig watched_config_ ABSL_GUARDED_BY(reload_mu_);
+  std::string watched_digest_ ABSL_GUARDED_BY(reload_mu_);
+  std::string changed_digest_ ABSL_GUARDED_BY(reload_mu_);
+
   absl::Notification stopping_;
   std::thread sweeper_;
   std::thread refresher_;

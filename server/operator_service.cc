@@ -57,7 +57,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::Serve(
     grpc::CallbackServerContext* context, std::string_view rpc,
     const std::function<absl::Status()>& handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code,
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
                               deps_.revocations);
   if (!caller.ok()) {
     deps_.log->Warning("call_refused", {{"rpc", std::string(rpc)},
@@ -78,8 +78,8 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::GetStatus(
 
 absl::Status OperatorServiceImpl::FillStatus(
     v1::GetStatusResponse* response) const {
-  response->set_code(deps_.self->code);
-  response->set_name(deps_.self->name);
+  response->set_code(deps_.self->code());
+  response->set_name(deps_.self->name());
   response->set_attachment_digest(deps_.attachment_digest);
   for (PeerLink* link : deps_.links->All()) {
     PeerLinkSnapshot snapshot = link->Snapshot();
@@ -105,7 +105,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     const v1::SubmitMessageRequest* request,
     v1::SubmitMessageResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code,
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
                               deps_.revocations);
   if (!caller.ok()) {
     reactor->Finish(ToGrpcStatus(caller.status()));
@@ -121,7 +121,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     return refuse(absl::InvalidArgumentError(
         Cat("recipient: ", View(recipient.status().message()))));
   }
-  if (*recipient == deps_.self->code) {
+  if (*recipient == deps_.self->code()) {
     return refuse(absl::InvalidArgumentError(
         "recipient: a node does not send messages to itself"));
   }
@@ -151,7 +151,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
   body.set_message_id(NewMessageId());
   auto sealed = sealer_.Seal(
       *sealing_key, request->payload(),
-      SealAssociatedData(body.message_id(), deps_.self->code, *recipient));
+      SealAssociatedData(body.message_id(), deps_.self->code(), *recipient));
   if (!sealed.ok()) return refuse(sealed.status());
   *body.mutable_sealed_payload() = std::move(*sealed);
   body.set_recipient(*recipient);
@@ -325,15 +325,16 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::GetInboxMessage(
       response->set_payload(body.payload());
       return absl::OkStatus();
     }
-    if (!deps_.self->sealing_key.has_value()) {
+    std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+    if (!self->HasSealingKey()) {
       return absl::FailedPreconditionError(
           "the payload is sealed, and this node has no sealing key");
     }
     CASELINK_ASSIGN_OR_RETURN(
         *response->mutable_payload(),
-        Open(*deps_.self->sealing_key, body.sealed_payload(),
-             SealAssociatedData(body.message_id(), body.sender(),
-                                body.recipient())));
+        self->OpenSealed(body.sealed_payload(),
+                         SealAssociatedData(body.message_id(), body.sender(),
+                                            body.recipient())));
     return absl::OkStatus();
   });
 }

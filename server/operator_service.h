@@ -22,7 +22,7 @@
 namespace caselink::server {
 
 struct OperatorServiceDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   const DeliveryConfig* delivery = nullptr;
   const LinkSet* links = nullptr;
   const Directory* directory = nullptr;

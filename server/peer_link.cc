@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "caselink/store/v1/records.pb.h"
 #include "core/envelope.h"
+#include "core/grpc_status.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
 
@@ -40,12 +41,9 @@ absl::Duration Jittered(absl::Duration base) {
 
 }  // namespace
 
-PeerLink::PeerLink(PeerConfig peer, const TlsMaterial& tls,
-                   const DeliveryConfig& delivery, PeerLinkDeps deps)
-    : peer_(std::move(peer)), delivery_(delivery), deps_(deps) {
-  stub_ = v1::PeerService::NewStub(
-      MutualTlsChannel(peer_.address, peer_.code, tls));
-}
+PeerLink::PeerLink(PeerConfig peer, const DeliveryConfig& delivery,
+                   PeerLinkDeps deps)
+    : peer_(std::move(peer)), delivery_(delivery), deps_(deps) {}
 
 PeerLink::~PeerLink() { Stop(); }
 
@@ -83,6 +81,24 @@ void PeerLink::CutIfRevoked() {
   deps_.log->Warning("peer_link_cut",
                      {{"peer", peer_.code}, {"reason", "certificate revoked"}});
   active_->TryCancel();
+}
+
+void PeerLink::Renew() {
+  absl::MutexLock lock(&mu_);
+  if (active_ == nullptr) return;
+  renewing_ = true;
+  active_->TryCancel();
+}
+
+std::shared_ptr<v1::PeerService::Stub> PeerLink::Stub() {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  absl::MutexLock lock(&mu_);
+  if (stub_ == nullptr || stub_generation_ != self->generation) {
+    stub_ = v1::PeerService::NewStub(
+        MutualTlsChannel(peer_.address, peer_.code, self->tls));
+    stub_generation_ = self->generation;
+  }
+  return stub_;
 }
 
 PeerLinkSnapshot PeerLink::Snapshot() const {
@@ -123,7 +139,7 @@ absl::Status PeerLink::Probe() {
   context.set_deadline(absl::ToChronoTime(absl::Now() + kProbeTimeout));
   v1::GetNodeInfoResponse info;
   grpc::Status status =
-      stub_->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
+      Stub()->GetNodeInfo(&context, v1::GetNodeInfoRequest(), &info);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   std::string certificate;
   for (const auto& value :
@@ -173,7 +189,7 @@ absl::StatusOr<std::vector<v1::SignedDirectory>> PeerLink::FetchDirectory(
     (*request.mutable_known_versions())[province] = version;
   }
   v1::GetDirectoryResponse response;
-  grpc::Status status = stub_->GetDirectory(&context, request, &response);
+  grpc::Status status = Stub()->GetDirectory(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return std::vector<v1::SignedDirectory>(response.directories().begin(),
                                           response.directories().end());
@@ -184,7 +200,7 @@ absl::StatusOr<v1::ListDueResponse> PeerLink::ListDue(
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   v1::ListDueResponse response;
-  grpc::Status status = stub_->ListDue(&context, request, &response);
+  grpc::Status status = Stub()->ListDue(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return response;
 }
@@ -196,7 +212,7 @@ absl::StatusOr<v1::GetTreeHeadResponse> PeerLink::TreeHead(
   v1::GetTreeHeadRequest request;
   request.set_fresh(true);
   v1::GetTreeHeadResponse response;
-  grpc::Status status = stub_->GetTreeHead(&context, request, &response);
+  grpc::Status status = Stub()->GetTreeHead(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
   return response;
 }
@@ -210,8 +226,21 @@ absl::StatusOr<v1::GetConsistencyProofResponse> PeerLink::Consistency(
   request.set_second_tree_size(second);
   v1::GetConsistencyProofResponse response;
   grpc::Status status =
-      stub_->GetConsistencyProof(&context, request, &response);
+      Stub()->GetConsistencyProof(&context, request, &response);
   if (!status.ok()) return absl::UnavailableError(ErrorText(status));
+  return response;
+}
+
+absl::StatusOr<v1::GetSigningCertificateResponse> PeerLink::SigningCertificate(
+    std::string_view key_id, absl::Duration timeout) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::GetSigningCertificateRequest request;
+  request.set_key_id(std::string(key_id));
+  v1::GetSigningCertificateResponse response;
+  grpc::Status status =
+      Stub()->GetSigningCertificate(&context, request, &response);
+  if (!status.ok()) return FromGrpcStatus(status);
   return response;
 }
 
@@ -232,6 +261,10 @@ void PeerLink::Run() {
     }
     if (progressed) backoff = delivery_.retry_initial;
     absl::MutexLock lock(&mu_);
+    if (renewing_) {
+      renewing_ = false;
+      continue;
+    }
     auto stopping = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return stopping_;
     };
@@ -243,24 +276,27 @@ void PeerLink::Run() {
 }
 
 bool PeerLink::Session(grpc::ClientContext* context) {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  std::shared_ptr<v1::PeerService::Stub> stub = Stub();
   {
     absl::MutexLock lock(&mu_);
     if (stopping_) return false;
     active_ = context;
+    hello_generation_ = self->generation;
     in_flight_.clear();
     next_key_.clear();
     more_queued_ = true;
     stream_broken_ = false;
     acked_any_ = false;
   }
-  std::unique_ptr<Stream> stream = stub_->Exchange(context);
+  std::unique_ptr<Stream> stream = stub->Exchange(context);
   v1::ExchangeRequest hello;
-  hello.mutable_hello()->set_code(deps_.self->code);
-  hello.mutable_hello()->add_signing_certificates(deps_.self->signing_cert_pem);
-  for (const std::string& pem : deps_.self->previous_signing_pems) {
+  hello.mutable_hello()->set_code(self->code);
+  hello.mutable_hello()->add_signing_certificates(self->signing_cert_pem);
+  for (const std::string& pem : self->previous_signing_pems) {
     hello.mutable_hello()->add_signing_certificates(pem);
   }
-  hello.mutable_hello()->set_sealing_certificate(deps_.self->sealing_cert_pem);
+  hello.mutable_hello()->set_sealing_certificate(self->sealing_cert_pem);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
 
@@ -284,7 +320,11 @@ bool PeerLink::Session(grpc::ClientContext* context) {
   absl::MutexLock lock(&mu_);
   active_ = nullptr;
   in_flight_.clear();
-  if (!stopping_) {
+  if (renewing_ && !stopping_) {
+    deps_.log->Info(
+        "peer_stream_renewed",
+        {{"peer", peer_.code}, {"next", "reconnecting with the new identity"}});
+  } else if (!stopping_) {
     state_ = v1::LINK_STATE_UNREACHABLE;
     last_error_ = status.ok() ? "stream closed" : ErrorText(status);
     deps_.log->Warning("peer_stream_closed",
@@ -328,6 +368,12 @@ bool PeerLink::Fill(Stream* stream) {
       // Resume just after the last entry taken.
       last_key.push_back('\0');
       next_key_ = std::move(last_key);
+    }
+    // What was signed after this stream's hello may need a certificate the
+    // hello did not carry: end the stream and say hello again.
+    if (!batch.empty() && deps_.self->generation() != hello_generation_) {
+      renewing_ = true;
+      return false;
     }
   }
 

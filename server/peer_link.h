@@ -44,7 +44,7 @@ struct PeerLinkSnapshot {
 };
 
 struct PeerLinkDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   storage::Store* store = nullptr;
   Committer* committer = nullptr;
   KeyRing* keys = nullptr;
@@ -56,8 +56,8 @@ struct PeerLinkDeps {
 // Thread-safe. Start() launches the link's threads, Stop() joins them.
 class PeerLink {
  public:
-  PeerLink(PeerConfig peer, const TlsMaterial& tls,
-           const DeliveryConfig& delivery, PeerLinkDeps deps);
+  // Dials with the TLS identity deps.self holds at the time.
+  PeerLink(PeerConfig peer, const DeliveryConfig& delivery, PeerLinkDeps deps);
   ~PeerLink();
 
   PeerLink(const PeerLink&) = delete;
@@ -86,9 +86,21 @@ class PeerLink {
   [[nodiscard]] absl::StatusOr<v1::GetConsistencyProofResponse> Consistency(
       uint64_t first, uint64_t second, absl::Duration timeout);
 
+  // Asks the peer for the certificate of signing key `key_id`; NotFound if
+  // it knows no such key.
+  [[nodiscard]] absl::StatusOr<v1::GetSigningCertificateResponse>
+  SigningCertificate(std::string_view key_id, absl::Duration timeout);
+
   // Cuts the current stream if the peer's TLS certificate has been revoked
   // since it was opened; the next probe then refuses to reconnect.
   void CutIfRevoked();
+
+  // This node's identity changed: ends the current stream and reconnects at
+  // once over a new channel, with the new TLS certificate, saying hello
+  // with the new signing and sealing certificates. What was in flight is
+  // sent again. A stream also ends by itself before it would carry an
+  // envelope signed after its hello.
+  void Renew();
 
   PeerLinkSnapshot Snapshot() const;
   // True while `message_id` is written to the stream and not acknowledged.
@@ -117,13 +129,21 @@ class PeerLink {
   void ReadAcks(grpc::ClientReaderWriter<v1::ExchangeRequest,
                                          v1::ExchangeResponse>* stream);
   void SetState(v1::LinkState state, std::string error);
+  // The stub of a channel made with the current TLS identity.
+  std::shared_ptr<v1::PeerService::Stub> Stub();
 
   const PeerConfig peer_;
   const DeliveryConfig delivery_;
   const PeerLinkDeps deps_;
-  std::unique_ptr<v1::PeerService::Stub> stub_;
 
   mutable absl::Mutex mu_;
+  std::shared_ptr<v1::PeerService::Stub> stub_ ABSL_GUARDED_BY(mu_);
+  // The identity generations the stub dials with and the current stream's
+  // hello carried.
+  uint64_t stub_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t hello_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  // The current stream ends for a new identity, not for a fault.
+  bool renewing_ ABSL_GUARDED_BY(mu_) = false;
   v1::LinkState state_ ABSL_GUARDED_BY(mu_) = v1::LINK_STATE_CONNECTING;
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::string name_ ABSL_GUARDED_BY(mu_);

@@ -225,14 +225,34 @@ grpc::ServerUnaryReactor* PeerServiceImpl::GetNodeInfo(
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  response->set_code(deps_.self->code);
-  response->set_name(deps_.self->name);
-  response->add_signing_certificates(deps_.self->signing_cert_pem);
-  for (const std::string& pem : deps_.self->previous_signing_pems) {
+  std::shared_ptr<const NodeIdentity> self = deps_.self->Get();
+  response->set_code(self->code);
+  response->set_name(self->name);
+  response->add_signing_certificates(self->signing_cert_pem);
+  for (const std::string& pem : self->previous_signing_pems) {
     response->add_signing_certificates(pem);
   }
-  response->set_sealing_certificate(deps_.self->sealing_cert_pem);
+  response->set_sealing_certificate(self->sealing_cert_pem);
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* PeerServiceImpl::GetSigningCertificate(
+    grpc::CallbackServerContext* context,
+    const v1::GetSigningCertificateRequest* request,
+    v1::GetSigningCertificateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
+  absl::Status status = caller.status();
+  if (status.ok()) {
+    auto signer = deps_.keys->Find(request->key_id());
+    if (signer.ok()) {
+      response->set_code(signer->code);
+      response->set_certificate(signer->certificate.ToPem());
+    }
+    status = signer.status();
+  }
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
@@ -261,7 +281,7 @@ grpc::ServerUnaryReactor* PeerServiceImpl::ListDue(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto caller = RequireCaller(*context, Role::kNode, "", deps_.revocations);
   absl::Status refusal = caller.status();
-  const std::string& self = deps_.self->code;
+  const std::string& self = deps_.self->code();
   if (caller.ok() &&
       (caller->code == self ||
        !std::string_view(self).starts_with(SignificantPrefix(caller->code)))) {
@@ -350,7 +370,7 @@ ExchangeReactorBase* PeerServiceImpl::Exchange(
   absl::Status refusal = caller.status();
   if (caller.ok() && !deps_.links->Contains(caller->code)) {
     refusal = absl::PermissionDeniedError(
-        Cat(caller->code, " is not a peer of ", deps_.self->code));
+        Cat(caller->code, " is not a peer of ", deps_.self->code()));
   }
   if (!refusal.ok()) {
     deps_.log->Warning("exchange_refused", {{"peer", context->peer()},

@@ -21,7 +21,7 @@
 namespace caselink::server {
 
 struct PeerServiceDeps {
-  const NodeIdentity* self = nullptr;
+  const CurrentIdentity* self = nullptr;
   // Only nodes this node has a link with may hand over envelopes.
   const LinkSet* links = nullptr;
   KeyRing* keys = nullptr;
@@ -49,6 +49,12 @@ class PeerServiceImpl final : public v1::PeerService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::GetNodeInfoRequest* request,
       v1::GetNodeInfoResponse* response) override;
+
+  // Any node may ask; the answer is a certificate from the key ring.
+  grpc::ServerUnaryReactor* GetSigningCertificate(
+      grpc::CallbackServerContext* context,
+      const v1::GetSigningCertificateRequest* request,
+      v1::GetSigningCertificateResponse* response) override;
 
   grpc::ServerBidiReactor<v1::ExchangeRequest, v1::ExchangeResponse>* Exchange(
       grpc::CallbackServerContext* context) override;

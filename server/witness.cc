@@ -34,8 +34,13 @@ absl::StatusOr<std::optional<v1::WitnessedHead>> Witness::Check(
     return absl::InvalidArgumentError(
         Cat("peer ", peer, " sent the tree head of ", head.code()));
   }
-  CASELINK_ASSIGN_OR_RETURN(KnownSigner signer,
-                            deps_.keys->Find(head.key_id()));
+  auto known = deps_.keys->Find(head.key_id());
+  if (!known.ok() && !fetched.signing_certificate_pem().empty()) {
+    CASELINK_RETURN_IF_ERROR(
+        deps_.keys->Learn(peer, fetched.signing_certificate_pem()));
+    known = deps_.keys->Find(head.key_id());
+  }
+  CASELINK_ASSIGN_OR_RETURN(KnownSigner signer, std::move(known));
   if (signer.code != peer) {
     return absl::InvalidArgumentError(
         Cat("tree head of ", peer, " is signed by a key of ", signer.code));

@@ -25,7 +25,9 @@ namespace caselink::server {
 struct WitnessDeps {
   std::string self;
   const LinkSet* links = nullptr;
-  const KeyRing* keys = nullptr;
+  // Learns a peer's signing certificate that came with its head if the
+  // key is new, as after the peer rolled to a new key.
+  KeyRing* keys = nullptr;
   Committer* committer = nullptr;
   const storage::Store* store = nullptr;
   Logger* log = nullptr;

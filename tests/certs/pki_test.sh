@@ -469,6 +469,8 @@ test_rerun_keeps_ca() {
   check "changed --sign-alg: sign.prev-* still verifies against the CA" \
     verifies "$out/ca/$FUJIAN/ca.crt" \
     "$(echo "$out"/nodes/350212000000/sign.prev-*.crt)"
+  check "changed --sign-alg keeps the old sealing pair as seal.prev-*" \
+    count_matching 1 "$out"/nodes/350212000000/seal.prev-*.key
 
   # --force starts over with new CAs.
   check "--force succeeds" run_pki --out "$out" --node 350212 --force
@@ -645,13 +647,16 @@ test_revocation() {
 
 test_rotation() {
   local out="$tmp/rot" dir="$tmp/rot/nodes/350212000000"
-  local ca="$tmp/rot/ca/$FUJIAN/ca.crt" serial snapshot sichuan
+  local ca="$tmp/rot/ca/$FUJIAN/ca.crt" serial seal_serial snapshot sichuan
   check "rotation: first run succeeds" \
     run_pki --out "$out" --node 350212 --node 51
   cp "$dir/sign.crt" "$tmp/old-sign.crt"
   cp "$dir/sign.key" "$tmp/old-sign.key"
   cp "$dir/tls.crt" "$tmp/old-tls.crt"
   cp "$dir/seal.crt" "$tmp/old-seal.crt"
+  cp "$dir/seal.key" "$tmp/old-seal.key"
+  seal_serial="$(openssl x509 -in "$dir/seal.crt" -noout -serial)"
+  seal_serial="${seal_serial#serial=}"
   printf 'referral 7\n' >"$tmp/old-msg"
   openssl dgst -sha256 -sign "$dir/sign.key" -out "$tmp/old-sig" \
     "$tmp/old-msg"
@@ -674,6 +679,13 @@ test_rotation() {
     same_file "$tmp/old-sign.key" "$dir/sign.prev-$serial.key"
   check "sign.prev key mode 600" mode_is 600 "$dir/sign.prev-$serial.key"
   check "sign.prev cert mode 644" mode_is 644 "$dir/sign.prev-$serial.crt"
+  check "--rotate keeps the old sealing cert as seal.prev-<serial>.crt" \
+    same_file "$tmp/old-seal.crt" "$dir/seal.prev-$seal_serial.crt"
+  check "--rotate keeps the old sealing key as seal.prev-<serial>.key" \
+    same_file "$tmp/old-seal.key" "$dir/seal.prev-$seal_serial.key"
+  check "seal.prev key mode 600" mode_is 600 "$dir/seal.prev-$seal_serial.key"
+  check "seal.prev cert mode 644" \
+    mode_is 644 "$dir/seal.prev-$seal_serial.crt"
   check "sign.prev cert still verifies against the CA" \
     verifies "$ca" "$dir/sign.prev-$serial.crt"
   check "sign.prev cert still verifies against the bundle" \
@@ -704,6 +716,8 @@ test_rotation() {
     count_matching 2 "$dir"/sign.prev-*.crt
   check "two rotations keep two sign.prev keys" \
     count_matching 2 "$dir"/sign.prev-*.key
+  check "two rotations keep two seal.prev keys" \
+    count_matching 2 "$dir"/seal.prev-*.key
   check "rotated to ed25519: sign.key is Ed25519" \
     key_text_has "$dir/sign.key" "ED25519 Public-Key"
   check "rotated to ed25519: seal.crt holds an X25519 key" \

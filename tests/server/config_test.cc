@@ -51,6 +51,28 @@ TEST_F(ConfigTest, ValidConfigIsReadWithPaddedCodesAndResolvedPaths) {
   EXPECT_EQ(config->signing_key, config->tls_key);
 }
 
+TEST_F(ConfigTest, PreviousKeysAreListedAfterARotation) {
+  std::string path =
+      Write(std::string(kValid) +
+            "signing:\n  cert: sign.crt\n  key: sign.key\n"
+            "  previous: [sign.prev-1.crt, /old/sign.prev-2.crt]\n"
+            "sealing:\n  cert: seal.crt\n  key: seal.key\n"
+            "  previous: [seal.prev-3.key]\n");
+  auto config = LoadNodeConfig(path);
+  ASSERT_TRUE(config.ok()) << config.status();
+  // Reloads read the same file again.
+  EXPECT_EQ(config->path, path);
+  const std::string dir = ::testing::TempDir();
+  auto resolved = [&](const std::string& name) {
+    return std::filesystem::path(dir + "/" + name).lexically_normal().string();
+  };
+  EXPECT_EQ(config->previous_signing_certs,
+            (std::vector<std::string>{resolved("sign.prev-1.crt"),
+                                      "/old/sign.prev-2.crt"}));
+  EXPECT_EQ(config->previous_sealing_keys,
+            std::vector<std::string>{resolved("seal.prev-3.key")});
+}
+
 TEST_F(ConfigTest, EachMistakeIsReportedWithLineAndSetting) {
   struct Case {
     std::string text;

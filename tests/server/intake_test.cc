@@ -102,6 +102,21 @@ class IntakeTest : public ::testing::Test {
 
   v1::Envelope Sign(const v1::Body& body) { return Sign(body, *key_); }
 
+  // An envelope from a township behind Xiamen whose signing key Tong'an has
+  // never seen; its id goes to stranger_id_.
+  v1::Envelope StrangerEnvelope() {
+    auto stranger = PrivateKey::Generate(SignatureScheme::kEcdsaP256Sha256);
+    EXPECT_TRUE(stranger.ok());
+    v1::Body body = ValidBody();
+    body.set_sender("350203101000");
+    stranger_id_ = body.message_id();
+    v1::Envelope envelope = Sign(body, *stranger);
+    envelope.mutable_routing()->clear_hops();
+    envelope.mutable_routing()->add_hops("350203101000");
+    envelope.mutable_routing()->add_hops(kXiamen);
+    return envelope;
+  }
+
   // Sends `envelope` and returns the ack for `id`.
   v1::Ack Send(const v1::Envelope& envelope, const std::string& id) {
     v1::ExchangeRequest request;
@@ -166,6 +181,7 @@ class IntakeTest : public ::testing::Test {
 
   static TestNetwork* network_;
   std::unique_ptr<PrivateKey> key_;
+  std::string stranger_id_;
   std::string sign_cert_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::PeerService::Stub> stub_;
@@ -198,18 +214,23 @@ TEST_F(IntakeTest, AlteredBodyIsUnauthenticated) {
 }
 
 TEST_F(IntakeTest, UnknownSenderIsFailedPrecondition) {
-  // A township behind Xiamen whose signing key Tong'an has never seen.
-  auto stranger = PrivateKey::Generate(SignatureScheme::kEcdsaP256Sha256);
-  ASSERT_TRUE(stranger.ok());
-  v1::Body body = ValidBody();
-  body.set_sender("350203101000");
-  v1::Envelope envelope = Sign(body, *stranger);
-  envelope.mutable_routing()->clear_hops();
-  envelope.mutable_routing()->add_hops("350203101000");
-  envelope.mutable_routing()->add_hops(kXiamen);
+  // Xiamen runs, so Tong'an can ask it for the key; it does not know it.
+  ASSERT_TRUE(network_->Start(kXiamen).ok());
+  ASSERT_TRUE(network_->WaitForPeersConnected(kTongan));
   ExpectRefusedThenNextAccepted(
-      envelope, body.message_id(), grpc::StatusCode::FAILED_PRECONDITION,
-      "unknown sender 350203101000", "refused_unknown_sender");
+      StrangerEnvelope(), stranger_id_, grpc::StatusCode::FAILED_PRECONDITION,
+      Cat("unknown sender 350203101000: no signing certificate known for key "),
+      "refused_unknown_sender");
+  EXPECT_EQ(network_->Stop(kXiamen), 0);
+}
+
+TEST_F(IntakeTest, UnknownSenderIsUnavailableWhileThePeerCannotBeAsked) {
+  // Xiamen's node is down: the key may be known there, so the envelope is
+  // to be handed over again later.
+  v1::Envelope envelope = StrangerEnvelope();
+  ExpectRefusedThenNextAccepted(
+      envelope, stranger_id_, grpc::StatusCode::UNAVAILABLE,
+      Cat("unknown sender 350203101000"), "refused_unknown_sender");
 }
 
 TEST_F(IntakeTest, SenderThatIsNotTheTlsPeerIsPermissionDenied) {

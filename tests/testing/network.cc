@@ -116,20 +116,24 @@ absl::Status TestNetwork::Revoke(const std::string& code) {
                     {"--sign-alg", options_.sign_alg, "--revoke", Code(code)});
 }
 
-absl::Status TestNetwork::Rotate(const std::string& code) {
+absl::Status TestNetwork::Rotate(const std::string& code, bool directory) {
   CASELINK_RETURN_IF_ERROR(MakeDevPki(
       PkiDir(), {"--sign-alg", options_.sign_alg, "--rotate", Code(code)}));
   Member& member = members_.at(Code(code));
   member.previous_signing.clear();
+  member.previous_sealing.clear();
   for (const auto& entry : std::filesystem::directory_iterator(
            Cat(PkiDir(), "/nodes/", Code(code)))) {
     std::string name = entry.path().filename().string();
     if (name.starts_with("sign.prev-") && name.ends_with(".crt")) {
       member.previous_signing.push_back(entry.path().string());
     }
+    if (name.starts_with("seal.prev-") && name.ends_with(".key")) {
+      member.previous_sealing.push_back(entry.path().string());
+    }
   }
   CASELINK_RETURN_IF_ERROR(WriteNodeConfig(Code(code)));
-  return WriteDirectories();
+  return directory ? WriteDirectories() : absl::OkStatus();
 }
 
 absl::Status TestNetwork::WriteDirectories() {
@@ -138,12 +142,26 @@ absl::Status TestNetwork::WriteDirectories() {
   for (const auto& [code, member] : members_) {
     std::string province = ProvinceOf(code);
     if (members_.count(province) == 0) continue;
+    // The directory lists copies, as a province holds the certificates its
+    // nodes handed in: a node's new keys reach it only from here.
+    std::string dir = Cat(root(), "/configs/directory-certs/", code);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    for (const char* name : {"sign.crt", "seal.crt"}) {
+      std::string held = Cat(dir, "/", name);
+      std::filesystem::copy_file(
+          Cat(PkiDir(), "/nodes/", code, "/", name), held + ".new",
+          std::filesystem::copy_options::overwrite_existing, ec);
+      if (!ec) std::filesystem::rename(held + ".new", held, ec);
+      if (ec)
+        return absl::InternalError(
+            Cat("cannot copy ", name, ": ", ec.message()));
+    }
     // Written aside and renamed, so the province node never reads half.
     auto [it, added] = files.try_emplace(
         province, Cat(root(), "/configs/", province, "-directory.yaml.new"));
     std::ofstream& out = it->second;
     if (added) out << "nodes:\n";
-    std::string dir = Cat(PkiDir(), "/nodes/", code);
     out << "  - code: \"" << code << "\"\n    name: \"" << member.spec.name
         << "\"\n    address: \"127.0.0.1:" << member.port << "\"\n";
     if (!member.spec.parent.empty()) {
@@ -202,6 +220,12 @@ absl::Status TestNetwork::WriteNodeConfig(const std::string& code) {
     }
     config << "sealing:\n  cert: \"" << node_dir << "/seal.crt\"\n"
            << "  key: \"" << node_dir << "/seal.key\"\n";
+    if (!member.previous_sealing.empty()) {
+      config << "  previous:\n";
+      for (const std::string& previous : member.previous_sealing) {
+        config << "    - \"" << previous << "\"\n";
+      }
+    }
     if (options_.directories) {
       config << "directory:\n  refresh_seconds: 1\n";
       if (LevelOf(code) == DivisionLevel::kProvince) {

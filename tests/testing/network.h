@@ -82,9 +82,13 @@ class TestNetwork {
   absl::Status Revoke(const std::string& code);
 
   // Gives the node new keys and certificates, keeping its previous signing
-  // certificate, and rewrites its config and directory entry to match.
-  // The node must be restarted to use them.
-  absl::Status Rotate(const std::string& code);
+  // certificates and sealing keys, and rewrites its config and (unless
+  // `directory` is false) its directory entry to match. A running node
+  // takes them on SIGHUP, or once it sees its files change.
+  absl::Status Rotate(const std::string& code, bool directory = true);
+  // Rewrites every province's directory file, and the copies of the
+  // certificates it lists, from the certificates as they are now.
+  absl::Status WriteDirectories();
 
   // Starts the node and waits until it accepts connections.
   absl::Status Start(const std::string& code);
@@ -126,14 +130,15 @@ class TestNetwork {
   TestNetwork() = default;
   absl::Status WriteConfigs();
   absl::Status WriteNodeConfig(const std::string& code);
-  absl::Status WriteDirectories();
 
   struct Member {
     NodeSpec spec{"", ""};
     int port = 0;
     std::unique_ptr<ChildProcess> process;
-    // Signing certificates the node used before a rotation.
+    // Signing certificates and sealing keys the node used before a
+    // rotation.
     std::vector<std::string> previous_signing;
+    std::vector<std::string> previous_sealing;
   };
 
   TempDir root_;
