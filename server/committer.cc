@@ -319,12 +319,14 @@ void Committer::Process(std::vector<Submission> submissions,
         Cat("this node could not store the message: ", View(status.message())));
   }
   if (status.ok()) RememberSent(group);
-  for (auto& finish : group.finish) finish(status);
+  // The links hear of the new entries before anyone is answered, so that
+  // a submitter that asks next sees its message counted as queued.
   if (status.ok() && options_.listener != nullptr) {
     for (const auto& [peer, first] : group.first_key) {
       options_.listener->OnQueued(peer, first.key, first.count);
     }
   }
+  for (auto& finish : group.finish) finish(status);
 }
 
 void Committer::RememberSent(const Group& group) {
