@@ -25,9 +25,6 @@ constexpr char kCity[] = "350200000000";
 constexpr char kOrigin[] = "350212000000";
 constexpr char kHandler[] = "350203000000";
 
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 // Default time limits: seven days for an ordinary decision, so `due`
 // needs a window longer than that to show one coming up.
 constexpr char kWorkflow[] =

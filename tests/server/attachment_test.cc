@@ -31,9 +31,6 @@ constexpr size_t kPiece = 256 * 1024;
 // The county's limit, low so that going over it is cheap.
 constexpr uint64_t kCountyLimit = 4 << 20;
 
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 NodeSpec Spec(const char* code, const char* name, const char* parent,
               std::string extra = "") {
   std::vector<std::string> peers;

@@ -25,9 +25,6 @@ constexpr char kSichuan[] = "510000000000";
 constexpr char kChengdu[] = "510100000000";
 constexpr char kJinjiang[] = "510104000000";
 
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 // Short limits so that a test sees them pass: green-channel cases get two
 // seconds for a decision, ordinary ones six.
 constexpr char kShortLimits[] =

@@ -16,9 +16,6 @@ constexpr char kTongan[] = "350212000000";
 constexpr char kXiamen[] = "350200000000";
 
 // Short retry delays so that tests see a returning peer quickly.
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 class DeliveryTest : public ::testing::Test {
  protected:
   void SetUp() override {

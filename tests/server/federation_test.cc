@@ -32,9 +32,6 @@ constexpr char kChengdu[] = "510100000000";
 constexpr char kJinjiang[] = "510104000000";
 constexpr char kJinjiangTownship[] = "510104001000";
 
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 // Personal data of an applicant, which no relay may hold in clear.
 constexpr char kApplicantName[] = "Zhang Wei \xe5\xbc\xa0\xe4\xbc\x9f";
 constexpr char kApplicantId[] = "350212199001011234";

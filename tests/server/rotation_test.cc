@@ -27,9 +27,6 @@ constexpr char kXiamen[] = "350200000000";
 constexpr char kSiming[] = "350203000000";
 constexpr char kTongan[] = "350212000000";
 
-constexpr char kFastRetry[] =
-    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
-
 NodeSpec Spec(const char* code, const char* name, const char* parent) {
   std::vector<std::string> peers;
   if (parent[0] != '\0') peers.push_back(parent);

@@ -33,6 +33,11 @@ class TempDir {
   std::string path_;
 };
 
+// Config lines that make a node retry a peer within tens of milliseconds,
+// so that tests which cut and restore links need not wait out the backoff.
+inline constexpr char kFastRetry[] =
+    "delivery:\n  retry_initial_ms: 50\n  retry_max_ms: 500\n";
+
 struct NodeSpec {
   NodeSpec(std::string code_in, std::string name_in,
            std::vector<std::string> peers_in = {},
