@@ -102,16 +102,25 @@ void Witness::CheckAll() {
     if (!checked->has_value()) continue;
     v1::WitnessedHead witnessed = std::move(**checked);
     const bool inconsistent = !witnessed.inconsistency().empty();
-    if (inconsistent) {
-      deps_.counters->Add("inconsistent_tree_heads");
-      deps_.log->Error(
+    // The alarm is raised once the evidence and its audit event are
+    // written, so that whoever sees the counter or the log line can read
+    // both; a write that fails is tried again next round.
+    auto raise = [counters = deps_.counters, log = deps_.log, inconsistent,
+                  peer = witnessed.peer(),
+                  held_size = witnessed.previous().tree_size(),
+                  new_size = witnessed.head().tree_size(),
+                  problem =
+                      witnessed.inconsistency()](const absl::Status& written) {
+      if (!inconsistent || !written.ok()) return;
+      counters->Add("inconsistent_tree_heads");
+      log->Error(
           "tree_head_inconsistent",
-          {{"peer", witnessed.peer()},
-           {"held_size", Cat(witnessed.previous().tree_size())},
-           {"new_size", Cat(witnessed.head().tree_size())},
-           {"problem", witnessed.inconsistency()},
+          {{"peer", peer},
+           {"held_size", Cat(held_size)},
+           {"new_size", Cat(new_size)},
+           {"problem", problem},
            {"next", "keeping both heads as evidence; the held head stays"}});
-    }
+    };
     deps_.committer->Apply(
         [witnessed, inconsistent](GroupWriter& writer) {
           const std::string& peer = witnessed.peer();
@@ -130,7 +139,7 @@ void Witness::CheckAll() {
           }
           return absl::OkStatus();
         },
-        [](const absl::Status&) {});
+        std::move(raise));
   }
 }
 
