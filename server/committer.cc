@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
@@ -61,6 +62,10 @@ struct Committer::Group {
     std::string next_hop;
     // Set for operator submissions, whose sent state this node follows.
     bool track = false;
+    // Set for a receipt that goes back on the ack instead of through the
+    // outbox: the inbox record of the message it answers, which keeps the
+    // signed receipt and is written once that is signed.
+    std::shared_ptr<store::v1::InboxRecord> inbox_record;
   };
 
   storage::Batch batch;
@@ -69,8 +74,14 @@ struct Committer::Group {
   std::map<std::pair<Family, std::string>, std::string> staged;
   absl::Time now = absl::Now();
   absl::flat_hash_set<std::string> arrival_ids;
-  // Sent states read or changed in this group, by message id.
+  // Sent states read or changed in this group, by message id, and the ids
+  // of those changed, each written once when the group is.
   std::map<std::string, SentState> sent;
+  absl::flat_hash_set<std::string> sent_changed;
+  // Inbox records of this group whose receipts go on acks, by message id,
+  // for a second copy of the message in the same group.
+  absl::flat_hash_map<std::string, std::shared_ptr<store::v1::InboxRecord>>
+      acked_receipts;
   std::vector<Unsigned> unsigned_bodies;
   std::vector<v1::AuditEvent> audit;
   // Called with the commit's outcome, in order.
@@ -110,7 +121,8 @@ class Committer::StagedWriter final : public GroupWriter {
             absl::ToUnixMicros(group_.now));
     CASELINK_ASSIGN_OR_RETURN(
         std::string hop, committer_.options_.router->NextHop(body.recipient()));
-    bodies_.push_back({std::move(body), "", std::move(hop), /*track=*/true});
+    bodies_.push_back(
+        {std::move(body), "", std::move(hop), /*track=*/true, nullptr});
     return absl::OkStatus();
   }
 
@@ -275,7 +287,7 @@ void Committer::Process(std::vector<Submission> submissions,
     }
     std::string id = body.message_id();
     group.unsigned_bodies.push_back(
-        {std::move(body), "", *hop, /*track=*/true});
+        {std::move(body), "", *hop, /*track=*/true, nullptr});
     group.finish.push_back(
         [done = std::move(submission.done), id](const absl::Status& status) {
           if (status.ok()) {
@@ -299,6 +311,10 @@ void Committer::Process(std::vector<Submission> submissions,
   absl::Status status = SignAndQueue(group);
   if (status.ok()) status = AppendAudit(group);
   if (status.ok()) {
+    for (const std::string& id : group.sent_changed) {
+      group.batch.Put(Family::kMessages, SentKey(id),
+                      group.sent.at(id).SerializeAsString());
+    }
     group.batch.Put(Family::kMeta, kOutboxSeqKey, SeqKey(outbox_seq_));
     group.batch.Put(Family::kMeta, kInboxSeqKey, SeqKey(inbox_seq_));
     status = options_.store->Commit(group.batch);
@@ -349,18 +365,36 @@ void Committer::RememberSent(const Group& group) {
 void Committer::TakeArrival(Group& group, Arrival& arrival) {
   const v1::Body& body = arrival.body;
   const std::string& id = body.message_id();
-  auto reply = [&group, done = std::move(arrival.done),
-                id](absl::Status verdict) {
-    group.finish.push_back([done, id, verdict](const absl::Status& status) {
-      const absl::Status& outcome = status.ok() ? verdict : status;
-      done(MakeAck(id, outcome.code(), std::string(View(outcome.message()))));
-    });
+  // `record`, when given, holds the receipt that goes on the ack.
+  auto reply = [&group, done = std::move(arrival.done), id](
+                   absl::Status verdict,
+                   std::shared_ptr<const store::v1::InboxRecord> record =
+                       nullptr) {
+    group.finish.push_back(
+        [done, id, verdict, record](const absl::Status& status) {
+          const absl::Status& outcome = status.ok() ? verdict : status;
+          v1::Ack ack =
+              MakeAck(id, outcome.code(), std::string(View(outcome.message())));
+          if (outcome.ok() && record != nullptr && record->has_receipt()) {
+            *ack.mutable_receipt() = record->receipt();
+          }
+          done(std::move(ack));
+        });
   };
+  // The peer wrote this message and takes its receipt on the ack.
+  const bool receipt_on_ack = arrival.receipt_on_ack &&
+                              body.recipient() == options_.self &&
+                              body.sender() == arrival.from_peer;
 
   // A retried envelope, or a second copy within this group: acknowledge it
   // again without storing anything.
   if (!group.arrival_ids.insert(id).second) {
-    reply(absl::OkStatus());
+    std::shared_ptr<const store::v1::InboxRecord> record;
+    if (receipt_on_ack) {
+      auto it = group.acked_receipts.find(id);
+      if (it != group.acked_receipts.end()) record = it->second;
+    }
+    reply(absl::OkStatus(), std::move(record));
     options_.counters->Add("duplicates_dropped");
     return;
   }
@@ -378,7 +412,26 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
       return;
     }
     if (seen->has_value()) {
-      reply(absl::OkStatus());
+      // The first ack may have been lost: this one carries the same
+      // receipt, if the first did.
+      std::shared_ptr<store::v1::InboxRecord> record;
+      if (receipt_on_ack) {
+        auto stored =
+            options_.store->Get(Family::kMessages, InboxRecordKey(id));
+        if (!stored.ok()) {
+          reply(stored.status());
+          return;
+        }
+        if (stored->has_value()) {
+          record = std::make_shared<store::v1::InboxRecord>();
+          if (!record->ParseFromString(**stored)) {
+            reply(absl::DataLossError(
+                Cat("inbox record of ", MessageIdText(id), " is corrupt")));
+            return;
+          }
+        }
+      }
+      reply(absl::OkStatus(), std::move(record));
       options_.counters->Add("duplicates_dropped");
       return;
     }
@@ -389,6 +442,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
                    absl::ToUnixMicros(absl::Now() + options_.dedup_retention)));
 
   absl::Status verdict = absl::OkStatus();
+  std::shared_ptr<const store::v1::InboxRecord> on_ack;
   if (body.recipient() != options_.self) {
     // Not for this node: pass the same bytes on toward the recipient.
     auto hop = options_.router->NextHop(body.recipient());
@@ -412,7 +466,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
             Cat("from ", arrival.from_peer));
     }
   } else if (body.kind() == v1::MESSAGE_KIND_RECEIPT) {
-    verdict = TakeReceipt(group, arrival);
+    verdict = TakeReceipt(group, arrival.envelope, body);
   } else if (body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE) {
     verdict = TakeUndeliverable(group, arrival);
   } else {
@@ -428,17 +482,21 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
       handled = *taken;
     }
     // For this node: keep it, and answer with a signed receipt.
-    store::v1::InboxRecord record;
-    record.set_handled(handled);
+    auto record = std::make_shared<store::v1::InboxRecord>();
+    record->set_handled(handled);
     std::string inbox_key = SeqKey(++inbox_seq_);
-    record.set_received_unix_micros(NowMicros());
-    record.set_from_peer(arrival.from_peer);
-    record.set_inbox_key(inbox_key);
+    record->set_received_unix_micros(NowMicros());
+    record->set_from_peer(arrival.from_peer);
+    record->set_inbox_key(inbox_key);
     auto digest =
         BodyDigest(options_.signing_key()->scheme(), arrival.envelope.body());
-    *record.mutable_envelope() = std::move(arrival.envelope);
-    group.batch.Put(Family::kMessages, InboxRecordKey(id),
-                    record.SerializeAsString());
+    *record->mutable_envelope() = std::move(arrival.envelope);
+    // A receipt that goes on the ack is kept in the record, which is
+    // written once the receipt is signed.
+    if (!receipt_on_ack) {
+      group.batch.Put(Family::kMessages, InboxRecordKey(id),
+                      record->SerializeAsString());
+    }
     group.batch.Put(Family::kInbox, inbox_key, id);
 
     v1::Body receipt;
@@ -455,13 +513,18 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     content->set_message_id(id);
     if (digest.ok()) content->set_body_digest(*digest);
     *content->mutable_received_at() = receipt.created_at();
-    for (const std::string& hop : record.envelope().routing().hops()) {
+    for (const std::string& hop : record->envelope().routing().hops()) {
       content->add_route(hop);
     }
     auto hop = options_.router->NextHop(body.sender());
-    if (hop.ok()) {
+    if (receipt_on_ack) {
       group.unsigned_bodies.push_back(
-          {std::move(receipt), "", *hop, /*track=*/false});
+          {std::move(receipt), "", arrival.from_peer, /*track=*/false, record});
+      group.acked_receipts[id] = record;
+      on_ack = std::move(record);
+    } else if (hop.ok()) {
+      group.unsigned_bodies.push_back(
+          {std::move(receipt), "", *hop, /*track=*/false, nullptr});
     } else {
       options_.log->Warning("receipt_unroutable",
                             {{"message", MessageIdText(id)},
@@ -477,7 +540,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
   } else {
     verdict = RefuseArrival(group, arrival, verdict);
   }
-  reply(verdict);
+  reply(verdict, std::move(on_ack));
 }
 
 absl::Status Committer::RefuseArrival(Group& group, const Arrival& arrival,
@@ -494,8 +557,8 @@ absl::Status Committer::RefuseArrival(Group& group, const Arrival& arrival,
   return verdict;
 }
 
-absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
-  const v1::Body& body = arrival.body;
+absl::Status Committer::TakeReceipt(Group& group, const v1::Envelope& envelope,
+                                    const v1::Body& body) {
   const v1::Receipt& receipt = body.receipt();
   CASELINK_ASSIGN_OR_RETURN(SentState * state,
                             LoadSent(group, receipt.message_id()));
@@ -518,9 +581,8 @@ absl::Status Committer::TakeReceipt(Group& group, const Arrival& arrival) {
     for (const std::string& hop : receipt.route()) state->add_route(hop);
     state->add_route(body.sender());
   }
-  *state->mutable_receipt() = arrival.envelope;
-  group.batch.Put(Family::kMessages, SentKey(receipt.message_id()),
-                  state->SerializeAsString());
+  *state->mutable_receipt() = envelope;
+  group.sent_changed.insert(receipt.message_id());
   options_.counters->Add("delivered");
   v1::Body delivered;
   delivered.set_message_id(receipt.message_id());
@@ -548,8 +610,7 @@ absl::Status Committer::TakeUndeliverable(Group& group,
   state->set_reason(Cat("undeliverable, reported by ", arrival.body.sender(),
                         ": ", report.reason()));
   state->set_updated_unix_micros(NowMicros());
-  group.batch.Put(Family::kMessages, SentKey(report.message_id()),
-                  state->SerializeAsString());
+  group.sent_changed.insert(report.message_id());
   options_.counters->Add("undeliverable");
   v1::Body given_up;
   given_up.set_message_id(report.message_id());
@@ -593,7 +654,8 @@ void Committer::ReportUndeliverable(Group& group, const v1::Body& original,
   content->set_reason(std::move(reason));
   Audit(group, v1::AUDIT_EVENT_KIND_UNDELIVERABLE, original, original.sender(),
         report.undeliverable().reason());
-  group.unsigned_bodies.push_back({std::move(report), "", *hop, false});
+  group.unsigned_bodies.push_back(
+      {std::move(report), "", *hop, false, nullptr});
   options_.counters->Add("undeliverable_reported");
 }
 
@@ -626,24 +688,40 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
   auto state = LoadSent(group, verdict.message_id);
   if (!state.ok() || *state == nullptr) return;
   SentState* sent = *state;
-  if (sent->state() != v1::DELIVERY_STATE_QUEUED) return;
+  if (sent->state() == v1::DELIVERY_STATE_QUEUED) {
+    RecordHopVerdict(group, verdict, *sent);
+  }
+  if (verdict.receipt.has_value() && verdict.code == 0) {
+    absl::Status taken =
+        TakeReceipt(group, verdict.receipt->envelope, verdict.receipt->body);
+    if (!taken.ok()) {
+      options_.counters->Add("receipts_refused");
+      options_.log->Warning("receipt_refused",
+                            {{"message", MessageIdText(verdict.message_id)},
+                             {"peer", verdict.peer},
+                             {"reason", std::string(View(taken.message()))}});
+    }
+  }
+}
+
+void Committer::RecordHopVerdict(Group& group, const HopVerdict& verdict,
+                                 SentState& sent) {
   v1::Body acknowledged;
   acknowledged.set_message_id(verdict.message_id);
-  acknowledged.set_kind(sent->kind());
-  acknowledged.set_case_id(sent->case_id());
+  acknowledged.set_kind(sent.kind());
+  acknowledged.set_case_id(sent.case_id());
   if (verdict.code == 0) {
-    sent->set_state(v1::DELIVERY_STATE_ACKNOWLEDGED);
+    sent.set_state(v1::DELIVERY_STATE_ACKNOWLEDGED);
     Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, acknowledged, verdict.peer);
   } else {
-    sent->set_state(v1::DELIVERY_STATE_REJECTED);
-    sent->set_reason(verdict.reason);
+    sent.set_state(v1::DELIVERY_STATE_REJECTED);
+    sent.set_reason(verdict.reason);
     options_.counters->Add("rejected_by_next_hop");
     Audit(group, v1::AUDIT_EVENT_KIND_REFUSAL, acknowledged, verdict.peer,
           Cat("refused by the next hop: ", verdict.reason));
   }
-  sent->set_updated_unix_micros(NowMicros());
-  group.batch.Put(Family::kMessages, SentKey(verdict.message_id),
-                  sent->SerializeAsString());
+  sent.set_updated_unix_micros(NowMicros());
+  group.sent_changed.insert(verdict.message_id);
 }
 
 absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
@@ -682,6 +760,13 @@ absl::Status Committer::SignAndQueue(Group& group) {
     v1::Routing* routing = envelopes[i].mutable_routing();
     routing->add_hops(options_.self);
     routing->set_hop_limit(options_.hop_limit);
+    if (item.inbox_record != nullptr) {
+      *item.inbox_record->mutable_receipt() = std::move(envelopes[i]);
+      group.batch.Put(Family::kMessages,
+                      InboxRecordKey(item.body.receipt().message_id()),
+                      item.inbox_record->SerializeAsString());
+      continue;
+    }
     OutboxEntry entry;
     entry.set_message_id(id);
     entry.set_originated_here(item.track);
@@ -704,10 +789,9 @@ absl::Status Committer::SignAndQueue(Group& group) {
       CASELINK_ASSIGN_OR_RETURN(
           std::string digest, BodyDigest(signing_key->scheme(), serialized[i]));
       state.set_body_digest(std::move(digest));
-      group.batch.Put(Family::kMessages, SentKey(id),
-                      state.SerializeAsString());
       group.batch.Put(Family::kMessages, SentIndexKey(now, id), "");
       group.sent.insert_or_assign(id, std::move(state));
+      group.sent_changed.insert(id);
       Audit(group, v1::AUDIT_EVENT_KIND_SUBMITTED, item.body,
             item.body.recipient(), Cat("queued for ", item.next_hop));
     }

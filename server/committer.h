@@ -92,7 +92,18 @@ struct Arrival {
   v1::Envelope envelope;
   v1::Body body;
   std::string from_peer;
+  // The peer takes receipts on acks (Hello.receipts_on_acks): a receipt for
+  // a message it wrote to this node goes back on the ack, not through the
+  // outbox.
+  bool receipt_on_ack = false;
   std::function<void(v1::Ack ack)> done;
+};
+
+// A receipt that came on a next hop's ack, checked as Intake checks any
+// envelope from that peer.
+struct AckedReceipt {
+  v1::Envelope envelope;
+  v1::Body body;
 };
 
 // What a next hop said about one envelope.
@@ -107,6 +118,8 @@ struct HopVerdict {
   bool relayed = false;
   v1::MessageKind message_kind = v1::MESSAGE_KIND_UNSPECIFIED;
   std::string case_id;
+  // The next hop was the recipient and sent its receipt with the ack.
+  std::optional<AckedReceipt> receipt;
 };
 
 // Verdicts of one stream read, applied together.
@@ -177,13 +190,18 @@ class Committer {
   // Logs and counts a refusal after intake; returns `verdict`.
   absl::Status RefuseArrival(Group& group, const Arrival& arrival,
                              absl::Status verdict);
-  absl::Status TakeReceipt(Group& group, const Arrival& arrival);
+  // Marks the message `receipt` answers delivered, keeping the receipt.
+  absl::Status TakeReceipt(Group& group, const v1::Envelope& envelope,
+                           const v1::Body& receipt);
   absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
   // Queues a signed report to `original`'s sender that this node gave up
   // on it, and why.
   void ReportUndeliverable(Group& group, const v1::Body& original,
                            std::string reason);
   void TakeVerdict(Group& group, const HopVerdict& verdict);
+  // The next hop's verdict on a message this node wrote, still queued.
+  void RecordHopVerdict(Group& group, const HopVerdict& verdict,
+                        store::v1::SentState& sent);
   absl::Status SignAndQueue(Group& group);
   // Stages an audit event about `body`.
   void Audit(Group& group, v1::AuditEventKind kind, const v1::Body& body,

@@ -297,6 +297,7 @@ bool PeerLink::Session(grpc::ClientContext* context) {
     hello.mutable_hello()->add_signing_certificates(pem);
   }
   hello.mutable_hello()->set_sealing_certificate(self->sealing_cert_pem);
+  hello.mutable_hello()->set_receipts_on_acks(deps_.intake != nullptr);
   bool ok = stream->Write(hello);
   if (ok) SetState(v1::LINK_STATE_CONNECTED, "");
 
@@ -409,6 +410,8 @@ void PeerLink::ReadAcks(Stream* stream) {
   v1::ExchangeResponse response;
   while (stream->Read(&response)) {
     std::vector<HopVerdict> verdicts;
+    // The ack of each verdict.
+    std::vector<const v1::Ack*> verdict_acks;
     std::vector<std::string> ids;
     bool retry_later = false;
     {
@@ -421,7 +424,7 @@ void PeerLink::ReadAcks(Stream* stream) {
                            ack.message_id(), flight.originated_here,
                            ack.code(),       ack.reason(),
                            flight.relayed,   flight.message_kind,
-                           flight.case_id};
+                           flight.case_id,   std::nullopt};
         in_flight_.erase(it);
         if (ack.code() == static_cast<int>(absl::StatusCode::kUnavailable)) {
           // The peer could not store it for now: keep it queued and try
@@ -432,11 +435,18 @@ void PeerLink::ReadAcks(Stream* stream) {
         settling_.insert(ack.message_id());
         ids.push_back(ack.message_id());
         verdicts.push_back(std::move(verdict));
+        verdict_acks.push_back(&ack);
         acked_any_ = true;
       }
       if (retry_later) stream_broken_ = true;
     }
     if (!verdicts.empty()) {
+      // Receipts are checked outside the lock: a signature takes a while.
+      for (size_t i = 0; i < verdicts.size(); ++i) {
+        if (verdicts[i].code == 0 && verdict_acks[i]->has_receipt()) {
+          verdicts[i].receipt = CheckReceipt(*verdict_acks[i]);
+        }
+      }
       for (const HopVerdict& verdict : verdicts) {
         if (verdict.code != 0) {
           deps_.log->Warning(
@@ -466,6 +476,35 @@ void PeerLink::ReadAcks(Stream* stream) {
   }
   absl::MutexLock lock(&mu_);
   stream_broken_ = true;
+}
+
+std::optional<AckedReceipt> PeerLink::CheckReceipt(const v1::Ack& ack) {
+  AckedReceipt receipt;
+  // Intake logs, counts and audits what it refuses.
+  if (!deps_.intake->Check(ack.receipt(), peer_.code, &receipt.body).ok()) {
+    return std::nullopt;
+  }
+  const v1::Body& body = receipt.body;
+  std::string problem;
+  if (body.kind() != v1::MESSAGE_KIND_RECEIPT) {
+    problem = "the envelope on the ack is not a receipt";
+  } else if (body.sender() != peer_.code ||
+             body.recipient() != deps_.self->code()) {
+    problem = Cat("the receipt on the ack is from ", body.sender(), " to ",
+                  body.recipient());
+  } else if (body.receipt().message_id() != ack.message_id()) {
+    problem = Cat("the receipt on the ack answers message ",
+                  MessageIdText(body.receipt().message_id()));
+  }
+  if (!problem.empty()) {
+    deps_.log->Warning("receipt_refused",
+                       {{"message", MessageIdText(ack.message_id())},
+                        {"peer", peer_.code},
+                        {"reason", problem}});
+    return std::nullopt;
+  }
+  receipt.envelope = ack.receipt();
+  return receipt;
 }
 
 }  // namespace caselink::server

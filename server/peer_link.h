@@ -11,6 +11,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -27,6 +28,7 @@
 #include "server/committer.h"
 #include "server/config.h"
 #include "server/directory.h"
+#include "server/intake.h"
 #include "server/key_ring.h"
 #include "server/node_identity.h"
 #include "server/revocations.h"
@@ -51,6 +53,8 @@ struct PeerLinkDeps {
   Directory* directory = nullptr;
   const Revocations* revocations = nullptr;
   Logger* log = nullptr;
+  // Checks the receipts that come on acks.
+  Intake* intake = nullptr;
 };
 
 // Thread-safe. Start() launches the link's threads, Stop() joins them.
@@ -128,6 +132,9 @@ class PeerLink {
                 stream);
   void ReadAcks(grpc::ClientReaderWriter<v1::ExchangeRequest,
                                          v1::ExchangeResponse>* stream);
+  // The receipt on `ack` if it is the peer's valid receipt for the message
+  // acknowledged; nullopt, logged, otherwise.
+  std::optional<AckedReceipt> CheckReceipt(const v1::Ack& ack);
   void SetState(v1::LinkState state, std::string error);
   // The stub of a channel made with the current TLS identity.
   std::shared_ptr<v1::PeerService::Stub> Stub();

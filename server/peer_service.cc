@@ -105,6 +105,7 @@ class ExchangeReactor final : public ExchangeReactorBase {
       return absl::PermissionDeniedError(
           Cat("hello names ", hello.code(), " but the link is ", tls_peer_));
     }
+    receipts_on_acks_ = hello.receipts_on_acks();
     for (const std::string& pem : hello.signing_certificates()) {
       absl::Status learned = deps_->keys->Learn(tls_peer_, pem);
       if (!learned.ok()) {
@@ -147,6 +148,7 @@ class ExchangeReactor final : public ExchangeReactorBase {
     arrival.envelope = std::move(envelope);
     arrival.body = std::move(body);
     arrival.from_peer = tls_peer_;
+    arrival.receipt_on_ack = receipts_on_acks_;
     arrival.done = [this](v1::Ack ack) { OnCommitted(std::move(ack)); };
     deps_->committer->Deliver(std::move(arrival));
   }
@@ -187,7 +189,9 @@ class ExchangeReactor final : public ExchangeReactorBase {
   const PeerServiceDeps* const deps_;
   const std::string tls_peer_;
   const std::string tls_certificate_;
-  bool hello_ = false;  // Touched by the read path only.
+  // Touched by the read path only.
+  bool hello_ = false;
+  bool receipts_on_acks_ = false;
   v1::ExchangeRequest request_;
 
   absl::Mutex mu_;

@@ -317,6 +317,73 @@ TEST_F(IntakeTest, BatchFrameTakesEachEnvelopeOnItsOwn) {
   EXPECT_FALSE(InInbox(forged.message_id()));
 }
 
+TEST_F(IntakeTest, ReceiptGoesOnTheAckWhenTheHelloAsksForIt) {
+  // A second stream whose hello asks for receipts on acks.
+  grpc::ClientContext context;
+  auto stream = stub_->Exchange(&context);
+  v1::ExchangeRequest hello;
+  hello.mutable_hello()->set_code(kXiamen);
+  hello.mutable_hello()->add_signing_certificates(sign_cert_);
+  hello.mutable_hello()->set_receipts_on_acks(true);
+  ASSERT_TRUE(stream->Write(hello));
+  auto ack_of = [&stream](const v1::Envelope& envelope, const std::string& id) {
+    v1::ExchangeRequest request;
+    *request.mutable_envelope() = envelope;
+    EXPECT_TRUE(stream->Write(request));
+    v1::ExchangeResponse response;
+    while (stream->Read(&response)) {
+      for (const v1::Ack& ack : response.acks()) {
+        if (ack.message_id() == id) return ack;
+      }
+    }
+    ADD_FAILURE() << "no ack for " << MessageIdText(id);
+    return v1::Ack();
+  };
+
+  v1::Body body = ValidBody();
+  v1::Envelope envelope = Sign(body);
+  v1::Ack ack = ack_of(envelope, body.message_id());
+  ASSERT_EQ(ack.code(), 0) << ack.reason();
+  ASSERT_TRUE(ack.has_receipt());
+
+  // Tong'an's receipt for exactly this message, verifying under its key.
+  auto certificate = Certificate::LoadPemFile(
+      Cat(network_->PkiDir(), "/nodes/", kTongan, "/sign.crt"));
+  ASSERT_TRUE(certificate.ok()) << certificate.status();
+  auto tongan_key = certificate->public_key();
+  ASSERT_TRUE(tongan_key.ok()) << tongan_key.status();
+  SignatureChecker checker;
+  EXPECT_TRUE(checker.Verify(ack.receipt(), *tongan_key).ok());
+  v1::Body receipt;
+  ASSERT_TRUE(receipt.ParseFromString(ack.receipt().body()));
+  EXPECT_EQ(receipt.kind(), v1::MESSAGE_KIND_RECEIPT);
+  EXPECT_EQ(receipt.sender(), kTongan);
+  EXPECT_EQ(receipt.recipient(), kXiamen);
+  EXPECT_EQ(receipt.receipt().message_id(), body.message_id());
+  auto digest = BodyDigest(key_->scheme(), envelope.body());
+  ASSERT_TRUE(digest.ok());
+  EXPECT_EQ(receipt.receipt().body_digest(), *digest);
+  EXPECT_TRUE(InInbox(body.message_id()));
+
+  // A retried copy, as after a lost ack, carries the same receipt.
+  v1::Ack again = ack_of(envelope, body.message_id());
+  EXPECT_EQ(again.code(), 0);
+  EXPECT_EQ(again.receipt().SerializeAsString(),
+            ack.receipt().SerializeAsString());
+
+  // A stream whose hello did not ask gets plain acks.
+  v1::Body plain = ValidBody();
+  v1::Ack plain_ack = Send(Sign(plain), plain.message_id());
+  EXPECT_EQ(plain_ack.code(), 0);
+  EXPECT_FALSE(plain_ack.has_receipt());
+
+  stream->WritesDone();
+  v1::ExchangeResponse drain;
+  while (stream->Read(&drain)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
 TEST_F(IntakeTest, NodeThatIsNotAPeerCannotOpenAStream) {
   // Sichuan holds a valid node certificate from a trusted CA, but is not
   // one of Tong'an's peers.
