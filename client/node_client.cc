@@ -52,6 +52,12 @@ absl::StatusOr<v1::SubmitMessageResponse> NodeClient::Submit(
                    timeout);
 }
 
+absl::StatusOr<v1::SubmitMessagesResponse> NodeClient::SubmitBatch(
+    const v1::SubmitMessagesRequest& request, absl::Duration timeout) {
+  return UnaryCall(*stub_, &v1::OperatorService::Stub::SubmitMessages, request,
+                   timeout);
+}
+
 absl::StatusOr<v1::ListSentResponse> NodeClient::ListSent(
     uint32_t page_size, std::string_view page_token, absl::Duration timeout) {
   v1::ListSentRequest request;

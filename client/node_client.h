@@ -56,6 +56,14 @@ class NodeClient {
       const v1::SubmitMessageRequest& request,
       absl::Duration timeout = absl::Seconds(10));
 
+  // Hands over up to 1,000 messages in one call. Each is checked and stored
+  // as Submit does it, and its result says whether it was accepted (with its
+  // id) or refused and why; an error of the call itself (InvalidArgument for
+  // too many messages, say) means none was taken.
+  [[nodiscard]] absl::StatusOr<v1::SubmitMessagesResponse> SubmitBatch(
+      const v1::SubmitMessagesRequest& request,
+      absl::Duration timeout = absl::Seconds(30));
+
   // One page of the messages sent from this node, oldest first. A page_size
   // of 0 lets the node choose; an empty token asks for the first page. The
   // response's next_page_token is empty on the last page.

@@ -188,6 +188,13 @@ void Committer::Submit(Submission submission) {
   submissions_.push_back(std::move(submission));
 }
 
+void Committer::SubmitAll(std::vector<Submission> submissions) {
+  absl::MutexLock lock(&mu_);
+  for (Submission& submission : submissions) {
+    submissions_.push_back(std::move(submission));
+  }
+}
+
 void Committer::Deliver(Arrival arrival) {
   absl::MutexLock lock(&mu_);
   arrivals_.push_back(std::move(arrival));

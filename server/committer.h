@@ -162,6 +162,8 @@ class Committer {
   void Stop();
 
   void Submit(Submission submission);
+  // Submits each, in order, as Submit does.
+  void SubmitAll(std::vector<Submission> submissions);
   void Deliver(Arrival arrival);
   // `done` runs once the verdicts are applied, or failed to be.
   void Record(std::vector<HopVerdict> verdicts,

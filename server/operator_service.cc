@@ -1,5 +1,8 @@
 #include "server/operator_service.h"
 
+#include <atomic>
+#include <memory>
+
 #include "caselink/store/v1/records.pb.h"
 #include "core/division_code.h"
 #include "core/envelope.h"
@@ -22,6 +25,8 @@ constexpr uint32_t kMaxPageSize = 1000;
 constexpr size_t kMaxCaseIdLength = 128;
 // Room left in an envelope for everything but the payload.
 constexpr uint64_t kEnvelopeOverhead = 4096;
+// The most messages one SubmitMessages call may carry.
+constexpr int kMaxSubmitBatch = 1000;
 
 uint32_t PageSize(uint32_t requested) {
   if (requested == 0) return kDefaultPageSize;
@@ -100,6 +105,57 @@ absl::Status OperatorServiceImpl::FillStatus(
   return absl::OkStatus();
 }
 
+absl::StatusOr<Submission> OperatorServiceImpl::Prepare(
+    const v1::SubmitMessageRequest& request) {
+  auto recipient = NormalizeDivisionCode(request.recipient());
+  if (!recipient.ok()) {
+    return absl::InvalidArgumentError(
+        Cat("recipient: ", View(recipient.status().message())));
+  }
+  if (*recipient == deps_.self->code()) {
+    return absl::InvalidArgumentError(
+        "recipient: a node does not send messages to itself");
+  }
+  if (!OperatorKind(request.kind())) {
+    return absl::InvalidArgumentError(
+        "kind: must be a case message kind (referral, decision, status, "
+        "evidence request or result, supplement, withdrawal)");
+  }
+  if (request.case_id().size() > kMaxCaseIdLength) {
+    return absl::InvalidArgumentError(
+        Cat("case_id: longer than ", kMaxCaseIdLength, " bytes"));
+  }
+  const uint64_t limit = deps_.delivery->max_envelope_bytes;
+  if (request.payload().size() + kEnvelopeOverhead > limit) {
+    return absl::ResourceExhaustedError(
+        Cat("payload: ", request.payload().size(),
+            " bytes is over this node's limit of ",
+            limit > kEnvelopeOverhead ? limit - kEnvelopeOverhead : 0));
+  }
+
+  // The payload is sealed to the recipient here, so that no store or relay
+  // on the way holds it in clear.
+  CASELINK_ASSIGN_OR_RETURN(SealingPublicKey sealing_key,
+                            deps_.directory->SealingKeyOf(*recipient));
+  Submission submission;
+  v1::Body& body = submission.body;
+  body.set_message_id(NewMessageId());
+  CASELINK_ASSIGN_OR_RETURN(
+      *body.mutable_sealed_payload(),
+      sealer_.Seal(sealing_key, request.payload(),
+                   SealAssociatedData(body.message_id(), deps_.self->code(),
+                                      *recipient)));
+  body.set_recipient(*recipient);
+  body.set_kind(request.kind());
+  body.set_case_id(request.case_id());
+  body.set_in_reply_to(request.in_reply_to());
+  body.set_priority(request.priority() == v1::PRIORITY_GREEN_CHANNEL
+                        ? v1::PRIORITY_GREEN_CHANNEL
+                        : v1::PRIORITY_ORDINARY);
+  if (request.has_deadline()) *body.mutable_deadline() = request.deadline();
+  return submission;
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     grpc::CallbackServerContext* context,
     const v1::SubmitMessageRequest* request,
@@ -111,59 +167,13 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     reactor->Finish(ToGrpcStatus(caller.status()));
     return reactor;
   }
-  auto refuse = [&](absl::Status status) {
-    reactor->Finish(ToGrpcStatus(status));
+  absl::StatusOr<Submission> submission = Prepare(*request);
+  if (!submission.ok()) {
+    reactor->Finish(ToGrpcStatus(submission.status()));
     return reactor;
-  };
-
-  auto recipient = NormalizeDivisionCode(request->recipient());
-  if (!recipient.ok()) {
-    return refuse(absl::InvalidArgumentError(
-        Cat("recipient: ", View(recipient.status().message()))));
   }
-  if (*recipient == deps_.self->code()) {
-    return refuse(absl::InvalidArgumentError(
-        "recipient: a node does not send messages to itself"));
-  }
-  if (!OperatorKind(request->kind())) {
-    return refuse(absl::InvalidArgumentError(
-        "kind: must be a case message kind (referral, decision, status, "
-        "evidence request or result, supplement, withdrawal)"));
-  }
-  if (request->case_id().size() > kMaxCaseIdLength) {
-    return refuse(absl::InvalidArgumentError(
-        Cat("case_id: longer than ", kMaxCaseIdLength, " bytes")));
-  }
-  const uint64_t limit = deps_.delivery->max_envelope_bytes;
-  if (request->payload().size() + kEnvelopeOverhead > limit) {
-    return refuse(absl::ResourceExhaustedError(
-        Cat("payload: ", request->payload().size(),
-            " bytes is over this node's limit of ",
-            limit > kEnvelopeOverhead ? limit - kEnvelopeOverhead : 0)));
-  }
-
-  // The payload is sealed to the recipient here, so that no store or relay
-  // on the way holds it in clear.
-  auto sealing_key = deps_.directory->SealingKeyOf(*recipient);
-  if (!sealing_key.ok()) return refuse(sealing_key.status());
-  Submission submission;
-  v1::Body& body = submission.body;
-  body.set_message_id(NewMessageId());
-  auto sealed = sealer_.Seal(
-      *sealing_key, request->payload(),
-      SealAssociatedData(body.message_id(), deps_.self->code(), *recipient));
-  if (!sealed.ok()) return refuse(sealed.status());
-  *body.mutable_sealed_payload() = std::move(*sealed);
-  body.set_recipient(*recipient);
-  body.set_kind(request->kind());
-  body.set_case_id(request->case_id());
-  body.set_in_reply_to(request->in_reply_to());
-  body.set_priority(request->priority() == v1::PRIORITY_GREEN_CHANNEL
-                        ? v1::PRIORITY_GREEN_CHANNEL
-                        : v1::PRIORITY_ORDINARY);
-  if (request->has_deadline()) *body.mutable_deadline() = request->deadline();
-  submission.done = [reactor,
-                     response](absl::StatusOr<std::string> message_id) {
+  submission->done = [reactor,
+                      response](absl::StatusOr<std::string> message_id) {
     if (!message_id.ok()) {
       reactor->Finish(ToGrpcStatus(message_id.status()));
       return;
@@ -171,7 +181,64 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     response->set_message_id(*message_id);
     reactor->Finish(grpc::Status::OK);
   };
-  deps_.committer->Submit(std::move(submission));
+  deps_.committer->Submit(*std::move(submission));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessages(
+    grpc::CallbackServerContext* context,
+    const v1::SubmitMessagesRequest* request,
+    v1::SubmitMessagesResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
+                              deps_.revocations);
+  if (!caller.ok()) {
+    reactor->Finish(ToGrpcStatus(caller.status()));
+    return reactor;
+  }
+  const int count = request->messages_size();
+  if (count > kMaxSubmitBatch) {
+    reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
+        Cat("messages: ", count, " in one call, more than the ",
+            kMaxSubmitBatch, " allowed"))));
+    return reactor;
+  }
+  // Every result exists before the committer may answer any of them, and
+  // each answer writes only its own. The call finishes when the last
+  // accepted message is answered; the extra count is this handler's own,
+  // so that cannot happen before every message is handed on.
+  for (int i = 0; i < count; ++i) response->add_results();
+  auto pending = std::make_shared<std::atomic<int>>(1);
+  auto finish_one = [reactor, pending] {
+    if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      reactor->Finish(grpc::Status::OK);
+    }
+  };
+  std::vector<Submission> accepted;
+  accepted.reserve(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) {
+    v1::SubmitResult* result = response->mutable_results(i);
+    absl::StatusOr<Submission> submission = Prepare(request->messages(i));
+    if (!submission.ok()) {
+      result->set_code(static_cast<int>(submission.status().code()));
+      result->set_error(std::string(View(submission.status().message())));
+      continue;
+    }
+    pending->fetch_add(1, std::memory_order_relaxed);
+    submission->done = [result,
+                        finish_one](absl::StatusOr<std::string> message_id) {
+      if (message_id.ok()) {
+        result->set_message_id(*message_id);
+      } else {
+        result->set_code(static_cast<int>(message_id.status().code()));
+        result->set_error(std::string(View(message_id.status().message())));
+      }
+      finish_one();
+    };
+    accepted.push_back(*std::move(submission));
+  }
+  deps_.committer->SubmitAll(std::move(accepted));
+  finish_one();
   return reactor;
 }
 

@@ -48,6 +48,10 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
       grpc::CallbackServerContext* context,
       const v1::SubmitMessageRequest* request,
       v1::SubmitMessageResponse* response) override;
+  grpc::ServerUnaryReactor* SubmitMessages(
+      grpc::CallbackServerContext* context,
+      const v1::SubmitMessagesRequest* request,
+      v1::SubmitMessagesResponse* response) override;
   grpc::ServerUnaryReactor* ListSent(grpc::CallbackServerContext* context,
                                      const v1::ListSentRequest* request,
                                      v1::ListSentResponse* response) override;
@@ -74,6 +78,9 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
                                   std::string_view rpc,
                                   const std::function<absl::Status()>& handler);
 
+  // Checks and seals one operator message into a submission for the
+  // committer; its `done` is left to the caller.
+  absl::StatusOr<Submission> Prepare(const v1::SubmitMessageRequest& request);
   absl::Status FillStatus(v1::GetStatusResponse* response) const;
   absl::StatusOr<v1::SentMessage> LoadSent(const std::string& id) const;
   absl::StatusOr<v1::InboxMessage> LoadInbox(const std::string& id,

@@ -92,6 +92,8 @@ struct BenchOptions {
   int64_t messages = 0;  // 0: the mode's default.
   size_t bytes = 1024;
   int window = 256;
+  // Messages per call: 1 uses SubmitMessage, more use SubmitMessages.
+  int batch = 1;
   double rate = 0;  // Submissions per second; 0 means as fast as possible.
   bool queued_mode = false;
   bool drain = true;
@@ -104,7 +106,8 @@ struct BenchOptions {
 
 constexpr char kUsage[] =
     "usage: delivery_bench [--messages N] [--bytes S] [--window W]\n"
-    "                      [--rate R] [--queued-mode] [--no-drain]\n"
+    "                      [--batch B] [--rate R] [--queued-mode]\n"
+    "                      [--no-drain]\n"
     "                      [--sign-alg ecdsa-p256|ed25519|sm2]\n"
     "                      [--timeout-s T] [--stall-timeout-s T]\n";
 
@@ -131,6 +134,12 @@ absl::Status ApplyValueFlag(std::string_view flag, std::string_view value,
   } else if (flag == "--window") {
     CASELINK_ASSIGN_OR_RETURN(options.window, ParseNumber<int>(flag, value));
     if (options.window == 0) options.window = 1;
+  } else if (flag == "--batch") {
+    CASELINK_ASSIGN_OR_RETURN(options.batch, ParseNumber<int>(flag, value));
+    if (options.batch == 0) options.batch = 1;
+    if (options.batch > 1000) {
+      return absl::InvalidArgumentError("--batch: at most 1000");
+    }
   } else if (flag == "--rate") {
     CASELINK_ASSIGN_OR_RETURN(options.rate, ParseNumber<double>(flag, value));
   } else if (flag == "--sign-alg") {
@@ -179,6 +188,11 @@ absl::StatusOr<BenchOptions> ParseFlags(int argc, char** argv) {
   if (options.messages == 0) {
     options.messages =
         options.queued_mode ? kDefaultQueuedMessages : kDefaultMessages;
+  }
+  if (options.batch > options.window) {
+    return absl::InvalidArgumentError(
+        Cat("--batch ", options.batch, " is more than --window ",
+            options.window, ": no call would fit"));
   }
   return options;
 }
@@ -325,10 +339,11 @@ struct SubmitRun {
   absl::Time last_answer;
 };
 
-// Submits with up to `window` SubmitMessage calls in flight on one
-// completion queue, driven from the calling thread. When paced, submission
-// i starts no earlier than t0 + i / rate; a full window delays it further,
-// and its recorded start is when it actually started.
+// Submits with up to `window` messages in flight on one completion queue,
+// driven from the calling thread: one SubmitMessage call each, or with
+// --batch B, SubmitMessages calls of B messages. When paced, submission i
+// starts no earlier than t0 + i / rate; a full window delays it further,
+// and its recorded start is when its call actually started.
 class AsyncSubmitter {
  public:
   AsyncSubmitter(v1::OperatorService::Stub* stub, const BenchOptions& options)
@@ -344,19 +359,25 @@ class AsyncSubmitter {
 
  private:
   struct Call {
+    // The submissions [index, index + count).
     int64_t index = 0;
+    int64_t count = 1;
     grpc::ClientContext context;
     v1::SubmitMessageResponse response;
+    v1::SubmitMessagesResponse batch_response;
     grpc::Status status;
     std::unique_ptr<grpc::ClientAsyncResponseReader<v1::SubmitMessageResponse>>
         reader;
+    std::unique_ptr<grpc::ClientAsyncResponseReader<v1::SubmitMessagesResponse>>
+        batch_reader;
   };
 
   absl::Time Due(int64_t index) const {
     if (options_.rate <= 0) return absl::InfinitePast();
     return t0_ + absl::Seconds(static_cast<double>(index) / options_.rate);
   }
-  void StartCall(int64_t index, SubmitRun& run);
+  // Starts the call of submissions [index, index + count).
+  void StartCall(int64_t index, int64_t count, SubmitRun& run);
   // Records a finished call; false if it failed.
   bool TakeCompletion(std::unique_ptr<Call> call, SubmitRun& run);
   void ReportProgress(int64_t count);
@@ -373,40 +394,86 @@ class AsyncSubmitter {
   absl::Status failure_;
 };
 
-void AsyncSubmitter::StartCall(int64_t index, SubmitRun& run) {
+void AsyncSubmitter::StartCall(int64_t index, int64_t count, SubmitRun& run) {
   auto call = std::make_unique<Call>();
   call->index = index;
+  call->count = count;
   call->context.set_deadline(absl::ToChronoTime(absl::Now() + kCallDeadline));
-  request_.set_case_id(Cat("bench-", index));
-  std::string_view payload = payloads_.Payload(index);
-  request_.set_payload(payload.data(), payload.size());
-  // The request is serialized here, so request_ may be reused at once.
-  call->reader =
-      stub_->PrepareAsyncSubmitMessage(&call->context, request_, &queue_);
-  run.records[static_cast<size_t>(index)].started = absl::Now();
-  call->reader->StartCall();
+  auto fill = [this](int64_t i, v1::SubmitMessageRequest& request) {
+    request = request_;
+    request.set_case_id(Cat("bench-", i));
+    std::string_view payload = payloads_.Payload(i);
+    request.set_payload(payload.data(), payload.size());
+  };
+  // Requests are serialized when the call is prepared, so they may be
+  // reused at once.
+  if (options_.batch > 1) {
+    v1::SubmitMessagesRequest request;
+    for (int64_t i = index; i < index + count; ++i) {
+      fill(i, *request.add_messages());
+    }
+    call->batch_reader =
+        stub_->PrepareAsyncSubmitMessages(&call->context, request, &queue_);
+  } else {
+    v1::SubmitMessageRequest request;
+    fill(index, request);
+    call->reader =
+        stub_->PrepareAsyncSubmitMessage(&call->context, request, &queue_);
+  }
+  const absl::Time started = absl::Now();
+  for (int64_t i = index; i < index + count; ++i) {
+    run.records[static_cast<size_t>(i)].started = started;
+  }
   Call* tag = call.release();
-  tag->reader->Finish(&tag->response, &tag->status, tag);
-  ++in_flight_;
+  if (tag->batch_reader != nullptr) {
+    tag->batch_reader->StartCall();
+    tag->batch_reader->Finish(&tag->batch_response, &tag->status, tag);
+  } else {
+    tag->reader->StartCall();
+    tag->reader->Finish(&tag->response, &tag->status, tag);
+  }
+  in_flight_ += count;
 }
 
 bool AsyncSubmitter::TakeCompletion(std::unique_ptr<Call> call,
                                     SubmitRun& run) {
-  --in_flight_;
-  if (!call->status.ok()) {
+  in_flight_ -= call->count;
+  auto fail = [this](int64_t index, const absl::Status& status) {
     if (failure_.ok()) {
-      failure_ = FromGrpcStatus(call->status);
-      failure_ = absl::Status(failure_.code(),
-                              Cat("SubmitMessage #", call->index,
-                                  " failed: ", View(failure_.message())));
+      failure_ = absl::Status(
+          status.code(),
+          Cat("submission #", index, " failed: ", View(status.message())));
     }
     return false;
+  };
+  if (!call->status.ok()) {
+    return fail(call->index, FromGrpcStatus(call->status));
   }
-  SubmitRecord& record = run.records[static_cast<size_t>(call->index)];
-  record.message_id = std::move(*call->response.mutable_message_id());
-  record.answered = absl::Now();
-  run.last_answer = std::max(run.last_answer, record.answered);
-  ++answered_;
+  if (call->batch_reader != nullptr &&
+      call->batch_response.results_size() != call->count) {
+    return fail(call->index, absl::InternalError(Cat(
+                                 call->batch_response.results_size(),
+                                 " results for ", call->count, " messages")));
+  }
+  const absl::Time answered = absl::Now();
+  for (int64_t k = 0; k < call->count; ++k) {
+    SubmitRecord& record = run.records[static_cast<size_t>(call->index + k)];
+    if (call->batch_reader != nullptr) {
+      v1::SubmitResult& result =
+          *call->batch_response.mutable_results(static_cast<int>(k));
+      if (result.code() != 0) {
+        return fail(call->index + k,
+                    absl::Status(static_cast<absl::StatusCode>(result.code()),
+                                 result.error()));
+      }
+      record.message_id = std::move(*result.mutable_message_id());
+    } else {
+      record.message_id = std::move(*call->response.mutable_message_id());
+    }
+    record.answered = answered;
+  }
+  run.last_answer = std::max(run.last_answer, answered);
+  answered_ += call->count;
   return true;
 }
 
@@ -429,12 +496,19 @@ absl::StatusOr<SubmitRun> AsyncSubmitter::Run(int64_t count) {
   int64_t next = 0;
   while (in_flight_ > 0 || (failure_.ok() && next < count)) {
     // Start what the window and the schedule allow.
-    while (failure_.ok() && next < count && in_flight_ < options_.window &&
+    // A call waits until the window has room for all of its messages.
+    auto next_size = [&] {
+      return std::min<int64_t>(options_.batch, count - next);
+    };
+    auto room = [&] { return in_flight_ + next_size() <= options_.window; };
+    while (failure_.ok() && next < count && room() &&
            absl::Now() >= Due(next)) {
-      StartCall(next++, run);
+      const int64_t n = next_size();
+      StartCall(next, n, run);
+      next += n;
     }
     absl::Time wake = absl::Now() + absl::Seconds(1);
-    if (failure_.ok() && next < count && in_flight_ < options_.window) {
+    if (failure_.ok() && next < count && room()) {
       wake = std::min(wake, Due(next));
     }
     void* tag = nullptr;
@@ -610,6 +684,7 @@ void AddRunSettings(const BenchOptions& options, JsonSummary& json) {
   json.Add("messages", options.messages);
   json.Add("bytes", static_cast<int64_t>(options.bytes));
   json.Add("window", static_cast<int64_t>(options.window));
+  json.Add("batch", static_cast<int64_t>(options.batch));
   json.Add("rate", options.rate, 1);
   json.Add("sign_alg", options.sign_alg);
 }
@@ -896,9 +971,10 @@ int Main(int argc, char** argv) {
   signal(SIGINT, OnSignal);
   signal(SIGTERM, OnSignal);
   std::printf(
-      "delivery_bench: %lld messages of %zu bytes, window %d, %s, %s%s\n",
+      "delivery_bench: %lld messages of %zu bytes, window %d, batch %d, %s, "
+      "%s%s\n",
       static_cast<long long>(options->messages), options->bytes,
-      options->window,
+      options->window, options->batch,
       options->rate > 0 ? Cat("paced at ", options->rate, "/s").c_str()
                         : "unpaced",
       options->sign_alg.c_str(), options->queued_mode ? ", queued mode" : "");

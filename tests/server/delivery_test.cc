@@ -5,6 +5,7 @@
 #include <set>
 
 #include "caselink/v1/envelope.pb.h"
+#include "core/strings.h"
 #include "gtest/gtest.h"
 #include "tests/testing/network.h"
 #include "tests/testing/operator.h"
@@ -91,6 +92,55 @@ TEST_F(DeliveryTest, MessageIsDeliveredWithVerifiedReceipt) {
       xiamen_->stub()->GetInboxMessage(&context, request, &response).ok());
   EXPECT_EQ(response.payload(), std::string(512, 'x'));
   EXPECT_EQ(response.message().sender(), kTongan);
+}
+
+TEST_F(DeliveryTest, BatchSubmissionTakesEachMessageOnItsOwn) {
+  // Ten messages in one call, two of them bad: the eight good ones are
+  // stored and delivered, each bad one is refused with its own reason.
+  v1::SubmitMessagesRequest request;
+  for (int i = 0; i < 10; ++i) {
+    v1::SubmitMessageRequest* message = request.add_messages();
+    message->set_recipient(kXiamen);
+    message->set_kind(v1::MESSAGE_KIND_REFERRAL);
+    message->set_payload(Cat("referral ", i));
+  }
+  request.mutable_messages(3)->set_recipient("not a code");
+  request.mutable_messages(7)->set_kind(v1::MESSAGE_KIND_RECEIPT);
+  auto response = tongan_->SubmitBatch(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  ASSERT_EQ(response->results_size(), 10);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 10; ++i) {
+    const v1::SubmitResult& result = response->results(i);
+    if (i == 3) {
+      EXPECT_EQ(result.code(),
+                static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+      EXPECT_NE(result.error().find("recipient"), std::string::npos)
+          << result.error();
+      EXPECT_TRUE(result.message_id().empty());
+    } else if (i == 7) {
+      EXPECT_EQ(result.code(),
+                static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+      EXPECT_NE(result.error().find("kind"), std::string::npos)
+          << result.error();
+    } else {
+      EXPECT_EQ(result.code(), 0) << result.error();
+      ids.push_back(result.message_id());
+    }
+  }
+  ASSERT_EQ(ids.size(), 8u);
+  ASSERT_TRUE(WaitDelivered(8, absl::Seconds(20)));
+  ExpectInboxHoldsExactly(ids);
+
+  // Over the limit, the call is refused whole and nothing is taken.
+  v1::SubmitMessagesRequest too_many;
+  for (int i = 0; i < 1001; ++i) *too_many.add_messages() = request.messages(0);
+  auto refused = tongan_->SubmitBatch(too_many);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+      << refused.status();
+  auto total = AllSent(*tongan_);
+  ASSERT_TRUE(total.ok());
+  EXPECT_EQ(total->size(), 8u);
 }
 
 TEST_F(DeliveryTest, ReceiverKilledWithMessagesInFlightGetsEachOnce) {
