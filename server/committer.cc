@@ -473,7 +473,7 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
             Cat("from ", arrival.from_peer));
     }
   } else if (body.kind() == v1::MESSAGE_KIND_RECEIPT) {
-    verdict = TakeReceipt(group, arrival.envelope, body);
+    verdict = TakeReceipt(group, arrival.envelope, body, "receipt verified");
   } else if (body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE) {
     verdict = TakeUndeliverable(group, arrival);
   } else {
@@ -565,7 +565,8 @@ absl::Status Committer::RefuseArrival(Group& group, const Arrival& arrival,
 }
 
 absl::Status Committer::TakeReceipt(Group& group, const v1::Envelope& envelope,
-                                    const v1::Body& body) {
+                                    const v1::Body& body,
+                                    std::string_view detail) {
   const v1::Receipt& receipt = body.receipt();
   CASELINK_ASSIGN_OR_RETURN(SentState * state,
                             LoadSent(group, receipt.message_id()));
@@ -596,7 +597,7 @@ absl::Status Committer::TakeReceipt(Group& group, const v1::Envelope& envelope,
   delivered.set_kind(state->kind());
   delivered.set_case_id(state->case_id());
   Audit(group, v1::AUDIT_EVENT_KIND_RECEIPT, delivered, body.sender(),
-        "receipt verified");
+        std::string(detail));
   return absl::OkStatus();
 }
 
@@ -695,19 +696,21 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
   auto state = LoadSent(group, verdict.message_id);
   if (!state.ok() || *state == nullptr) return;
   SentState* sent = *state;
+  if (verdict.receipt.has_value() && verdict.code == 0) {
+    // The recipient acknowledged it with its receipt: one event, of the
+    // receipt, records both.
+    absl::Status taken =
+        TakeReceipt(group, verdict.receipt->envelope, verdict.receipt->body,
+                    "receipt verified; it came with the acknowledgement");
+    if (taken.ok()) return;
+    options_.counters->Add("receipts_refused");
+    options_.log->Warning("receipt_refused",
+                          {{"message", MessageIdText(verdict.message_id)},
+                           {"peer", verdict.peer},
+                           {"reason", std::string(View(taken.message()))}});
+  }
   if (sent->state() == v1::DELIVERY_STATE_QUEUED) {
     RecordHopVerdict(group, verdict, *sent);
-  }
-  if (verdict.receipt.has_value() && verdict.code == 0) {
-    absl::Status taken =
-        TakeReceipt(group, verdict.receipt->envelope, verdict.receipt->body);
-    if (!taken.ok()) {
-      options_.counters->Add("receipts_refused");
-      options_.log->Warning("receipt_refused",
-                            {{"message", MessageIdText(verdict.message_id)},
-                             {"peer", verdict.peer},
-                             {"reason", std::string(View(taken.message()))}});
-    }
   }
 }
 

@@ -192,9 +192,10 @@ class Committer {
   // Logs and counts a refusal after intake; returns `verdict`.
   absl::Status RefuseArrival(Group& group, const Arrival& arrival,
                              absl::Status verdict);
-  // Marks the message `receipt` answers delivered, keeping the receipt.
+  // Marks the message `receipt` answers delivered, keeping the receipt;
+  // `detail` goes into the audit event.
   absl::Status TakeReceipt(Group& group, const v1::Envelope& envelope,
-                           const v1::Body& receipt);
+                           const v1::Body& receipt, std::string_view detail);
   absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
   // Queues a signed report to `original`'s sender that this node gave up
   // on it, and why.

@@ -307,7 +307,7 @@ bool PeerLink::Session(grpc::ClientContext* context) {
       absl::MutexLock lock(&mu_);
       auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || stream_broken_ ||
-               (more_queued_ && in_flight_.size() < delivery_.window);
+               (more_queued_ && Outstanding() < delivery_.window);
       };
       mu_.Await(absl::Condition(&ready));
       if (stopping_ || stream_broken_) break;
@@ -342,8 +342,8 @@ bool PeerLink::Fill(Stream* stream) {
   std::vector<store::v1::OutboxEntry> batch;
   {
     absl::MutexLock lock(&mu_);
-    size_t room = delivery_.window -
-                  std::min<size_t>(delivery_.window, in_flight_.size());
+    size_t room =
+        delivery_.window - std::min<size_t>(delivery_.window, Outstanding());
     storage::Cursor cursor =
         deps_.store->NewCursor(storage::Family::kOutbox, peer_.code, next_key_);
     std::string last_key;

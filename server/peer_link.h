@@ -136,6 +136,13 @@ class PeerLink {
   // acknowledged; nullopt, logged, otherwise.
   std::optional<AckedReceipt> CheckReceipt(const v1::Ack& ack);
   void SetState(v1::LinkState state, std::string error);
+  // What counts against the window: envelopes on the stream and those
+  // acknowledged whose verdicts the committer has not yet written, so that
+  // a committer slower than the peer holds the link back instead of
+  // gathering verdicts (and the receipts on them) without bound.
+  size_t Outstanding() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_.size() + settling_.size();
+  }
   // The stub of a channel made with the current TLS identity.
   std::shared_ptr<v1::PeerService::Stub> Stub();
 

@@ -13,6 +13,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "caselink/v1/audit.grpc.pb.h"
 #include "caselink/v1/peer.grpc.pb.h"
 #include "core/crypto.h"
 #include "core/envelope.h"
@@ -169,6 +170,7 @@ class AckedReceiptTest : public ::testing::Test {
     request.set_recipient(kXiamen);
     request.set_kind(v1::MESSAGE_KIND_REFERRAL);
     request.set_payload("a referral");
+    request.set_case_id(Cat("case-", ++sent_));
     auto submitted = client_->Submit(request);
     EXPECT_TRUE(submitted.ok()) << submitted.status();
     if (!submitted.ok()) return v1::DELIVERY_STATE_UNSPECIFIED;
@@ -200,6 +202,7 @@ class AckedReceiptTest : public ::testing::Test {
   std::unique_ptr<StandInXiamen> stand_in_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<client::NodeClient> client_;
+  int sent_ = 0;
 };
 
 TEST_F(AckedReceiptTest, ValidReceiptOnTheAckDeliversTheMessage) {
@@ -210,6 +213,31 @@ TEST_F(AckedReceiptTest, ValidReceiptOnTheAckDeliversTheMessage) {
   ASSERT_TRUE(sent.ok()) << sent.status();
   EXPECT_TRUE(sent->message().has_receipt());
   EXPECT_EQ(Counter("delivered"), 1u);
+
+  // Tong'an's audit log holds the submission and one event for the
+  // acknowledgement and the receipt that came with it.
+  auto auditor = network_->AuditorClient(kTongan);
+  ASSERT_TRUE(auditor.ok()) << auditor.status();
+  auto stub = v1::AuditService::NewStub((*auditor)->channel());
+  grpc::ClientContext context;
+  v1::GetCaseHistoryRequest history;
+  history.set_case_id("case-1");
+  v1::AuditAnswer answer;
+  ASSERT_TRUE(stub->GetCaseHistory(&context, history, &answer).ok());
+  std::vector<v1::AuditEventKind> kinds;
+  std::string last_detail;
+  for (const v1::AuditEntry& entry : answer.entries()) {
+    v1::AuditEvent event;
+    ASSERT_TRUE(event.ParseFromString(entry.event()));
+    kinds.push_back(event.kind());
+    last_detail = event.detail();
+  }
+  EXPECT_EQ(kinds,
+            (std::vector<v1::AuditEventKind>{v1::AUDIT_EVENT_KIND_SUBMITTED,
+                                             v1::AUDIT_EVENT_KIND_RECEIPT}));
+  EXPECT_NE(last_detail.find("came with the acknowledgement"),
+            std::string::npos)
+      << last_detail;
 }
 
 TEST_F(AckedReceiptTest, ReceiptWithABadSignatureIsRefused) {
