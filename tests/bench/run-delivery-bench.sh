@@ -9,8 +9,10 @@
 #      receiver is down, then drained.
 #
 # Usage: tests/bench/run-delivery-bench.sh [--queued] [messages] [bytes]
-#                                          [window]
-# Defaults: 100000 messages of 1024 bytes, 256 in flight. CASELINK_JOBS
+#                                          [window] [batch]
+# Defaults: 100000 messages of 1024 bytes, 256 in flight, one message per
+# SubmitMessage call; a batch above 1 has the client hand over that many
+# per SubmitMessages call. CASELINK_JOBS
 # sets the build's parallelism (2 unless told), CASELINK_QUEUED_MESSAGES
 # the size of the queued run (1000000). CASELINK_BENCH_BUILD_DIR names an
 # already built tree to use instead of building the release preset.
@@ -32,6 +34,7 @@ done
 messages=${positional[0]:-100000}
 bytes=${positional[1]:-1024}
 window=${positional[2]:-256}
+batch=${positional[3]:-1}
 queued_messages=${CASELINK_QUEUED_MESSAGES:-1000000}
 jobs=${CASELINK_JOBS:-2}
 
@@ -68,12 +71,13 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo |
   cut -d: -f2 | sed 's/^ //')"
 started=$SECONDS
 
-run_bench max 900 --messages "$messages" --bytes "$bytes" --window "$window"
+run_bench max 900 --messages "$messages" --bytes "$bytes" --window "$window" \
+  --batch "$batch"
 max_rate=$(json_field "$out/max.txt" throughput_per_s)
 half_rate=$(awk -v r="$max_rate" 'BEGIN { printf "%.0f", r / 2 }')
 
 run_bench half 900 --messages "$messages" --bytes "$bytes" \
-  --window "$window" --rate "$half_rate"
+  --window "$window" --batch "$batch" --rate "$half_rate"
 
 baseline="$repo/../shared/bench/jetstream-baseline.sh"
 js_rate=""
@@ -90,12 +94,12 @@ fi
 
 if [ "$queued" = 1 ]; then
   run_bench queued 3600 --queued-mode --messages "$queued_messages" \
-    --bytes "$bytes" --window "$window"
+    --bytes "$bytes" --window "$window" --batch "$batch"
 fi
 
 echo
 echo "== summary ($messages messages of $bytes bytes, window $window," \
-  "$((SECONDS - started)) s)"
+  "batch $batch, $((SECONDS - started)) s)"
 echo "caselink max throughput:  $max_rate msg/s" \
   "(p50 $(json_field "$out/max.txt" p50_ms) ms," \
   "p99 $(json_field "$out/max.txt" p99_ms) ms)"
