@@ -78,6 +78,8 @@ struct Committer::Group {
   // of those changed, each written once when the group is.
   std::map<std::string, SentState> sent;
   absl::flat_hash_set<std::string> sent_changed;
+  // What was put for each changed one: id and serialized state.
+  std::vector<std::pair<std::string, std::string>> sent_written;
   // Inbox records of this group whose receipts go on acks, by message id,
   // for a second copy of the message in the same group.
   absl::flat_hash_map<std::string, std::shared_ptr<store::v1::InboxRecord>>
@@ -318,9 +320,11 @@ void Committer::Process(std::vector<Submission> submissions,
   absl::Status status = SignAndQueue(group);
   if (status.ok()) status = AppendAudit(group);
   if (status.ok()) {
+    group.sent_written.reserve(group.sent_changed.size());
     for (const std::string& id : group.sent_changed) {
-      group.batch.Put(Family::kMessages, SentKey(id),
-                      group.sent.at(id).SerializeAsString());
+      std::string bytes = group.sent.at(id).SerializeAsString();
+      group.batch.Put(Family::kMessages, SentKey(id), bytes);
+      group.sent_written.emplace_back(id, std::move(bytes));
     }
     group.batch.Put(Family::kMeta, kOutboxSeqKey, SeqKey(outbox_seq_));
     group.batch.Put(Family::kMeta, kInboxSeqKey, SeqKey(inbox_seq_));
@@ -352,14 +356,15 @@ void Committer::Process(std::vector<Submission> submissions,
   for (auto& finish : group.finish) finish(status);
 }
 
-void Committer::RememberSent(const Group& group) {
-  for (const auto& [id, state] : group.sent) {
-    if (state.state() == v1::DELIVERY_STATE_DELIVERED ||
-        state.state() == v1::DELIVERY_STATE_REJECTED) {
+void Committer::RememberSent(Group& group) {
+  for (auto& [id, bytes] : group.sent_written) {
+    const v1::DeliveryState state = group.sent.at(id).state();
+    if (state == v1::DELIVERY_STATE_DELIVERED ||
+        state == v1::DELIVERY_STATE_REJECTED) {
       recent_sent_.erase(id);
       continue;
     }
-    auto [it, added] = recent_sent_.insert_or_assign(id, state);
+    auto [it, added] = recent_sent_.insert_or_assign(id, std::move(bytes));
     if (added) recent_order_.push_back(id);
   }
   while (recent_sent_.size() > kRecentSent ||
@@ -738,12 +743,13 @@ absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
                                                const std::string& id) {
   auto it = group.sent.find(id);
   if (it != group.sent.end()) return &it->second;
+  std::optional<std::string> value;
   if (auto recent = recent_sent_.find(id); recent != recent_sent_.end()) {
-    return &group.sent.emplace(id, recent->second).first->second;
+    value = recent->second;
+  } else {
+    CASELINK_ASSIGN_OR_RETURN(
+        value, options_.store->Get(Family::kMessages, SentKey(id)));
   }
-  CASELINK_ASSIGN_OR_RETURN(
-      std::optional<std::string> value,
-      options_.store->Get(Family::kMessages, SentKey(id)));
   if (!value.has_value()) return nullptr;
   SentState state;
   if (!state.ParseFromString(*value)) {

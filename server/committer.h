@@ -228,17 +228,18 @@ class Committer {
 
   // Keeps `group`'s sent states for the groups that follow, once it is
   // written; a state that is final (delivered or rejected) is dropped.
-  void RememberSent(const Group& group);
+  void RememberSent(Group& group);
 
   // Owned by the committer thread.
   uint64_t outbox_seq_ = 0;
   uint64_t inbox_seq_ = 0;
   // The committed sent states of recent messages still waiting for their
-  // acknowledgement or receipt, so that those need no read of the store.
-  // At most kRecentSent; the oldest go first, and `recent_order_` may still
-  // name some that are gone.
-  static constexpr size_t kRecentSent = 8192;
-  std::unordered_map<std::string, store::v1::SentState> recent_sent_;
+  // acknowledgement or receipt, serialized as stored, so that those need no
+  // read of the store. At most kRecentSent (some 300 bytes each: a few
+  // seconds of full-speed submissions ahead of delivery); the oldest go
+  // first, and `recent_order_` may still name some that are gone.
+  static constexpr size_t kRecentSent = 32768;
+  std::unordered_map<std::string, std::string> recent_sent_;
   std::deque<std::string> recent_order_;
   std::thread thread_;
 };
