@@ -32,6 +32,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <random>
@@ -69,6 +70,8 @@ constexpr int64_t kDefaultQueuedMessages = 1000000;
 constexpr absl::Duration kCallDeadline = absl::Seconds(60);
 constexpr absl::Duration kPollInterval = absl::Milliseconds(100);
 constexpr absl::Duration kProgressInterval = absl::Seconds(5);
+// How often a closed-loop submitter reads the sender's receipt count.
+constexpr absl::Duration kUndeliveredPoll = absl::Milliseconds(2);
 constexpr uint32_t kListPageSize = 1000;
 
 // While the receiver is down in queued mode the sender's link backs off;
@@ -94,6 +97,10 @@ struct BenchOptions {
   int window = 256;
   // Messages per call: 1 uses SubmitMessage, more use SubmitMessages.
   int batch = 1;
+  // With U > 0, a closed loop: no call starts while U messages or more are
+  // submitted without a verified receipt, so that no backlog builds up in
+  // the sender's outbox and the rate is what delivery sustains.
+  int64_t max_undelivered = 0;
   double rate = 0;  // Submissions per second; 0 means as fast as possible.
   bool queued_mode = false;
   bool drain = true;
@@ -106,8 +113,8 @@ struct BenchOptions {
 
 constexpr char kUsage[] =
     "usage: delivery_bench [--messages N] [--bytes S] [--window W]\n"
-    "                      [--batch B] [--rate R] [--queued-mode]\n"
-    "                      [--no-drain]\n"
+    "                      [--batch B] [--max-undelivered U] [--rate R]\n"
+    "                      [--queued-mode] [--no-drain]\n"
     "                      [--sign-alg ecdsa-p256|ed25519|sm2]\n"
     "                      [--timeout-s T] [--stall-timeout-s T]\n";
 
@@ -140,6 +147,9 @@ absl::Status ApplyValueFlag(std::string_view flag, std::string_view value,
     if (options.batch > 1000) {
       return absl::InvalidArgumentError("--batch: at most 1000");
     }
+  } else if (flag == "--max-undelivered") {
+    CASELINK_ASSIGN_OR_RETURN(options.max_undelivered,
+                              ParseNumber<int64_t>(flag, value));
   } else if (flag == "--rate") {
     CASELINK_ASSIGN_OR_RETURN(options.rate, ParseNumber<double>(flag, value));
   } else if (flag == "--sign-alg") {
@@ -188,6 +198,11 @@ absl::StatusOr<BenchOptions> ParseFlags(int argc, char** argv) {
   if (options.messages == 0) {
     options.messages =
         options.queued_mode ? kDefaultQueuedMessages : kDefaultMessages;
+  }
+  if (options.max_undelivered > 0 && options.batch > options.max_undelivered) {
+    return absl::InvalidArgumentError(
+        Cat("--batch ", options.batch, " is more than --max-undelivered ",
+            options.max_undelivered, ": no call would fit"));
   }
   if (options.batch > options.window) {
     return absl::InvalidArgumentError(
@@ -346,8 +361,16 @@ struct SubmitRun {
 // and its recorded start is when its call actually started.
 class AsyncSubmitter {
  public:
-  AsyncSubmitter(v1::OperatorService::Stub* stub, const BenchOptions& options)
-      : stub_(stub), options_(options), payloads_(options.bytes) {
+  // How many receipts the sender has verified so far, for
+  // --max-undelivered; it may be null without that option.
+  using DeliveredCount = std::function<absl::StatusOr<uint64_t>()>;
+
+  AsyncSubmitter(v1::OperatorService::Stub* stub, const BenchOptions& options,
+                 DeliveredCount delivered = nullptr)
+      : stub_(stub),
+        options_(options),
+        payloads_(options.bytes),
+        delivered_count_(std::move(delivered)) {
     request_.set_recipient(kXiamen);
     request_.set_kind(v1::MESSAGE_KIND_REFERRAL);
     request_.set_priority(v1::PRIORITY_ORDINARY);
@@ -385,6 +408,10 @@ class AsyncSubmitter {
   v1::OperatorService::Stub* const stub_;
   const BenchOptions& options_;
   const PayloadSource payloads_;
+  const DeliveredCount delivered_count_;
+  // The last count read, and when to read it again while it holds back.
+  uint64_t delivered_ = 0;
+  absl::Time next_poll_;
   v1::SubmitMessageRequest request_;
   grpc::CompletionQueue queue_;
   absl::Time t0_;
@@ -500,16 +527,40 @@ absl::StatusOr<SubmitRun> AsyncSubmitter::Run(int64_t count) {
     auto next_size = [&] {
       return std::min<int64_t>(options_.batch, count - next);
     };
-    auto room = [&] { return in_flight_ + next_size() <= options_.window; };
+    auto room = [&] {
+      if (in_flight_ + next_size() > options_.window) return false;
+      if (options_.max_undelivered <= 0) return true;
+      const auto undelivered = next - static_cast<int64_t>(delivered_);
+      if (undelivered + next_size() <= options_.max_undelivered) return true;
+      // Held back: read the count again, a few times a millisecond at most.
+      if (absl::Now() >= next_poll_) {
+        next_poll_ = absl::Now() + kUndeliveredPoll;
+        absl::StatusOr<uint64_t> read = delivered_count_();
+        if (!read.ok()) {
+          if (failure_.ok()) failure_ = read.status();
+          return false;
+        }
+        delivered_ = *read;
+      }
+      return next - static_cast<int64_t>(delivered_) + next_size() <=
+             options_.max_undelivered;
+    };
     while (failure_.ok() && next < count && room() &&
            absl::Now() >= Due(next)) {
       const int64_t n = next_size();
       StartCall(next, n, run);
       next += n;
     }
-    absl::Time wake = absl::Now() + absl::Seconds(1);
-    if (failure_.ok() && next < count && room()) {
-      wake = std::min(wake, Due(next));
+    // Never earlier than now: an infinitely past deadline is taken by gRPC
+    // as no deadline at all.
+    const absl::Time now = absl::Now();
+    absl::Time wake = now + absl::Seconds(1);
+    if (failure_.ok() && next < count) {
+      if (room()) {
+        wake = std::max(now, std::min(wake, Due(next)));
+      } else if (options_.max_undelivered > 0) {
+        wake = std::max(now, std::min(wake, next_poll_));
+      }
     }
     void* tag = nullptr;
     bool ok = false;
@@ -685,6 +736,7 @@ void AddRunSettings(const BenchOptions& options, JsonSummary& json) {
   json.Add("bytes", static_cast<int64_t>(options.bytes));
   json.Add("window", static_cast<int64_t>(options.window));
   json.Add("batch", static_cast<int64_t>(options.batch));
+  json.Add("max_undelivered", options.max_undelivered);
   json.Add("rate", options.rate, 1);
   json.Add("sign_alg", options.sign_alg);
 }
@@ -844,7 +896,11 @@ absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
   JsonSummary json;
   AddRunSettings(options, json);
 
-  AsyncSubmitter submitter(sender->stub(), options);
+  AsyncSubmitter submitter(
+      sender->stub(), options, [&sender]() -> absl::StatusOr<uint64_t> {
+        CASELINK_ASSIGN_OR_RETURN(SenderProgress progress, PollSender(*sender));
+        return progress.delivered;
+      });
   const RunUsage before = ReadRunUsage(network);
   CASELINK_ASSIGN_OR_RETURN(SubmitRun run, submitter.Run(options.messages));
   PrintSubmitFigures(run, options.messages, json);
