@@ -131,7 +131,8 @@ absl::Status Node::Open() {
   links_ = std::make_unique<LinkSet>(
       &config_.delivery,
       PeerLinkDeps{identity_.get(), store_.get(), committer_.get(), keys_.get(),
-                   directory_.get(), revocations_.get(), log_, intake_.get()},
+                   directory_.get(), revocations_.get(), log_, intake_.get(),
+                   &counters_},
       router_.get(), log_);
   return absl::OkStatus();
 }

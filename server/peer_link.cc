@@ -497,6 +497,7 @@ std::optional<AckedReceipt> PeerLink::CheckReceipt(const v1::Ack& ack) {
                   MessageIdText(body.receipt().message_id()));
   }
   if (!problem.empty()) {
+    if (deps_.counters != nullptr) deps_.counters->Add("receipts_refused");
     deps_.log->Warning("receipt_refused",
                        {{"message", MessageIdText(ack.message_id())},
                         {"peer", peer_.code},

@@ -27,6 +27,7 @@
 #include "core/tls.h"
 #include "server/committer.h"
 #include "server/config.h"
+#include "server/counters.h"
 #include "server/directory.h"
 #include "server/intake.h"
 #include "server/key_ring.h"
@@ -55,6 +56,7 @@ struct PeerLinkDeps {
   Logger* log = nullptr;
   // Checks the receipts that come on acks.
   Intake* intake = nullptr;
+  Counters* counters = nullptr;
 };
 
 // Thread-safe. Start() launches the link's threads, Stop() joins them.

@@ -261,9 +261,11 @@ TEST_F(AckedReceiptTest, ReceiptWithABadSignatureIsRefused) {
 }
 
 TEST_F(AckedReceiptTest, ReceiptForAnotherMessageIsRefused) {
+  const uint64_t before = Counter("receipts_refused");
   stand_in_->SetNext(ReceiptKind::kOtherMessage);
   std::string bad;
   EXPECT_EQ(SendOne(&bad), v1::DELIVERY_STATE_ACKNOWLEDGED);
+  EXPECT_EQ(Counter("receipts_refused"), before + 1);
   std::string log = network_->Process(kTongan).Log();
   EXPECT_NE(log.find(Cat("event=receipt_refused message=", MessageIdText(bad),
                          " peer=", kXiamen)),
