@@ -176,6 +176,10 @@ absl::StatusOr<BenchOptions> ParseFlags(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     std::string_view flag = args[i];
+    if (flag == "--help" || flag == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    }
     if (flag == "--queued-mode") {
       options.queued_mode = true;
       continue;
