@@ -49,6 +49,11 @@ absl::Status RequireMessageId(const std::string& id) {
   return absl::OkStatus();
 }
 
+void SetRefusal(v1::SubmitResult& result, const absl::Status& status) {
+  result.set_code(static_cast<int>(status.code()));
+  result.set_error(std::string(View(status.message())));
+}
+
 bool OperatorKind(v1::MessageKind kind) {
   return kind != v1::MESSAGE_KIND_UNSPECIFIED &&
          kind != v1::MESSAGE_KIND_RECEIPT &&
@@ -58,20 +63,24 @@ bool OperatorKind(v1::MessageKind kind) {
 
 }  // namespace
 
+bool OperatorServiceImpl::Admit(grpc::CallbackServerContext* context,
+                                std::string_view rpc,
+                                grpc::ServerUnaryReactor* reactor) {
+  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
+                              deps_.revocations);
+  if (caller.ok()) return true;
+  deps_.log->Warning("call_refused", {{"rpc", std::string(rpc)},
+                                      {"peer", context->peer()},
+                                      {"error", caller.status().ToString()}});
+  reactor->Finish(ToGrpcStatus(caller.status()));
+  return false;
+}
+
 grpc::ServerUnaryReactor* OperatorServiceImpl::Serve(
     grpc::CallbackServerContext* context, std::string_view rpc,
     const std::function<absl::Status()>& handler) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
-                              deps_.revocations);
-  if (!caller.ok()) {
-    deps_.log->Warning("call_refused", {{"rpc", std::string(rpc)},
-                                        {"peer", context->peer()},
-                                        {"error", caller.status().ToString()}});
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
-  reactor->Finish(ToGrpcStatus(handler()));
+  if (Admit(context, rpc, reactor)) reactor->Finish(ToGrpcStatus(handler()));
   return reactor;
 }
 
@@ -161,12 +170,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessage(
     const v1::SubmitMessageRequest* request,
     v1::SubmitMessageResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
-                              deps_.revocations);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  if (!Admit(context, "SubmitMessage", reactor)) return reactor;
   absl::StatusOr<Submission> submission = Prepare(*request);
   if (!submission.ok()) {
     reactor->Finish(ToGrpcStatus(submission.status()));
@@ -190,12 +194,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessages(
     const v1::SubmitMessagesRequest* request,
     v1::SubmitMessagesResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = RequireCaller(*context, Role::kOperator, deps_.self->code(),
-                              deps_.revocations);
-  if (!caller.ok()) {
-    reactor->Finish(ToGrpcStatus(caller.status()));
-    return reactor;
-  }
+  if (!Admit(context, "SubmitMessages", reactor)) return reactor;
   const int count = request->messages_size();
   if (count > kMaxSubmitBatch) {
     reactor->Finish(ToGrpcStatus(absl::InvalidArgumentError(
@@ -220,8 +219,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessages(
     v1::SubmitResult* result = response->mutable_results(i);
     absl::StatusOr<Submission> submission = Prepare(request->messages(i));
     if (!submission.ok()) {
-      result->set_code(static_cast<int>(submission.status().code()));
-      result->set_error(std::string(View(submission.status().message())));
+      SetRefusal(*result, submission.status());
       continue;
     }
     pending->fetch_add(1, std::memory_order_relaxed);
@@ -230,8 +228,7 @@ grpc::ServerUnaryReactor* OperatorServiceImpl::SubmitMessages(
       if (message_id.ok()) {
         result->set_message_id(*message_id);
       } else {
-        result->set_code(static_cast<int>(message_id.status().code()));
-        result->set_error(std::string(View(message_id.status().message())));
+        SetRefusal(*result, message_id.status());
       }
       finish_one();
     };

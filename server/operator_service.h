@@ -71,6 +71,10 @@ class OperatorServiceImpl final : public v1::OperatorService::CallbackService {
       v1::MarkHandledResponse* response) override;
 
  private:
+  // True if the caller is an operator of this node; otherwise logs the
+  // refusal, finishes `reactor` with PermissionDenied and returns false.
+  bool Admit(grpc::CallbackServerContext* context, std::string_view rpc,
+             grpc::ServerUnaryReactor* reactor);
   // Runs `handler` if the caller is an operator of this node, and finishes
   // the call with what it returns; otherwise finishes with
   // PermissionDenied.
