@@ -5,9 +5,7 @@
 // counted; the message stays acknowledged, and the next valid receipt on
 // the same stream is taken.
 #include <atomic>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,13 +28,6 @@ using google::protobuf::util::TimeUtil;
 
 constexpr char kTongan[] = "350212000000";
 constexpr char kXiamen[] = "350200000000";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // What the stand-in puts on its next ack.
 enum class ReceiptKind {

@@ -54,13 +54,6 @@ bool AnyFileContains(const std::string& dir, const std::string& needle) {
   return false;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
 // `size` bytes that differ from piece to piece and from test to test
 // (`seed`), with `marker` in clear every 64 KiB.
 std::string Content(size_t size, uint32_t seed, const std::string& marker) {

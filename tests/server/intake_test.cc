@@ -1,9 +1,7 @@
 // Bad input from a peer is refused envelope by envelope, each with its own
 // status and reason, logged and counted; the stream and the node go on and
 // the next valid envelope is stored.
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "absl/time/clock.h"
 #include "caselink/v1/operator.grpc.pb.h"
@@ -26,13 +24,6 @@ using google::protobuf::util::TimeUtil;
 constexpr char kTongan[] = "350212000000";
 constexpr char kXiamen[] = "350200000000";
 constexpr char kSmallLimit[] = "delivery:\n  max_envelope_bytes: 65536\n";
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 // Plays the Xiamen node on a raw Exchange stream to Tong'an.
 class IntakeTest : public ::testing::Test {

@@ -2,7 +2,6 @@
 // client without a certificate, with one from an unknown CA, or with the
 // wrong role or node, is refused.
 #include <fstream>
-#include <sstream>
 
 #include "caselink/v1/operator.grpc.pb.h"
 #include "caselink/v1/peer.grpc.pb.h"
@@ -14,13 +13,6 @@
 
 namespace caselink::testing {
 namespace {
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 class MutualTlsTest : public ::testing::Test {
  protected:

@@ -6,7 +6,6 @@
 #include <signal.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "caselink/v1/envelope.pb.h"
 #include "caselink/v1/peer.grpc.pb.h"
@@ -33,13 +32,6 @@ NodeSpec Spec(const char* code, const char* name, const char* parent) {
   NodeSpec spec(code, name, peers, kFastRetry);
   spec.parent = parent;
   return spec;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
 }
 
 size_t CountOf(const std::string& text, const std::string& needle) {

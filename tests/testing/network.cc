@@ -39,6 +39,13 @@ std::string CaselinkdPath() {
 std::string CaselinkCliPath() { return CASELINK_CLI_PATH; }
 std::string SourceDir() { return CASELINK_SOURCE_DIR; }
 
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
 bool WaitFor(const std::function<bool()>& condition, absl::Duration timeout) {
   absl::Time deadline = absl::Now() + timeout;
   while (absl::Now() < deadline) {

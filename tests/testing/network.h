@@ -161,6 +161,10 @@ std::string CaselinkdPath();
 std::string CaselinkCliPath();
 std::string SourceDir();
 
+// The whole content of the file at `path`, byte for byte; empty if it
+// cannot be read.
+std::string ReadFile(const std::string& path);
+
 }  // namespace caselink::testing
 
 #endif  // CASELINK_TESTS_TESTING_NETWORK_H_
