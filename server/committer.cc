@@ -528,13 +528,12 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     for (const std::string& hop : record->envelope().routing().hops()) {
       content->add_route(hop);
     }
-    auto hop = options_.router->NextHop(body.sender());
     if (receipt_on_ack) {
       group.unsigned_bodies.push_back(
           {std::move(receipt), "", arrival.from_peer, /*track=*/false, record});
       group.acked_receipts[id] = record;
       on_ack = std::move(record);
-    } else if (hop.ok()) {
+    } else if (auto hop = options_.router->NextHop(body.sender()); hop.ok()) {
       group.unsigned_bodies.push_back(
           {std::move(receipt), "", *hop, /*track=*/false, nullptr});
     } else {
@@ -743,16 +742,18 @@ absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
                                                const std::string& id) {
   auto it = group.sent.find(id);
   if (it != group.sent.end()) return &it->second;
-  std::optional<std::string> value;
+  std::optional<std::string> stored;
+  const std::string* bytes = nullptr;
   if (auto recent = recent_sent_.find(id); recent != recent_sent_.end()) {
-    value = recent->second;
+    bytes = &recent->second;
   } else {
     CASELINK_ASSIGN_OR_RETURN(
-        value, options_.store->Get(Family::kMessages, SentKey(id)));
+        stored, options_.store->Get(Family::kMessages, SentKey(id)));
+    if (!stored.has_value()) return nullptr;
+    bytes = &*stored;
   }
-  if (!value.has_value()) return nullptr;
   SentState state;
-  if (!state.ParseFromString(*value)) {
+  if (!state.ParseFromString(*bytes)) {
     return absl::DataLossError(
         Cat("sent state of ", MessageIdText(id), " is corrupt"));
   }
