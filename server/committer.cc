@@ -695,7 +695,8 @@ void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
     Audit(group, v1::AUDIT_EVENT_KIND_ACKNOWLEDGED, relayed, verdict.peer,
           "relayed");
   }
-  group.batch.Delete(Family::kOutbox, verdict.outbox_key);
+  // Outbox keys carry a sequence number that is never reused.
+  group.batch.DeleteWrittenOnce(Family::kOutbox, verdict.outbox_key);
   if (!verdict.originated_here) return;
   auto state = LoadSent(group, verdict.message_id);
   if (!state.ok() || *state == nullptr) return;

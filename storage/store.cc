@@ -386,9 +386,21 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(
     // compress: trying costs CPU at every flush and compaction.
     cf.compression = rocksdb::kNoCompression;
   }
+  if (name == FamilyName(Family::kOutbox)) {
+    // Queued envelopes go to blob files when a flush finds them still
+    // queued. Compactions, which a queue's deletes keep busy, then move
+    // only keys and blob references; a blob file goes once all of it is
+    // sent.
+    cf.enable_blob_files = true;
+    cf.min_blob_size = 256;
+    cf.blob_file_size = uint64_t{64} << 20;
+    cf.blob_compression_type = rocksdb::kNoCompression;
+  }
   if (name == FamilyName(Family::kMessages)) {
-    // Envelopes with attachments are sealed, so compressing them is wasted
-    // work. Garbage collection reclaims blobs of delivered messages.
+    // Sealed envelopes do not compress, so compressing them is wasted
+    // work. Garbage collection moves what is still live out of the oldest
+    // blob files, so that space of overwritten records and of attachment
+    // pieces deleted after assembly comes back.
     cf.enable_blob_files = true;
     cf.min_blob_size = options.min_blob_bytes;
     cf.blob_file_size = uint64_t{64} << 20;
@@ -435,6 +447,11 @@ void Batch::Put(Family family, std::string_view key, std::string_view value) {
 
 void Batch::Delete(Family family, std::string_view key) {
   rep_->Delete(store_->Handle(family), ToSlice(key)).PermitUncheckedError();
+}
+
+void Batch::DeleteWrittenOnce(Family family, std::string_view key) {
+  rep_->SingleDelete(store_->Handle(family), ToSlice(key))
+      .PermitUncheckedError();
 }
 
 void Batch::Clear() { rep_->Clear(); }

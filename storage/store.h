@@ -83,8 +83,10 @@ struct StoreOptions {
   int max_open_files = 256;
 
   // Values in the messages family at least this large are stored in blob
-  // files rather than in the LSM tree.
-  uint64_t min_blob_bytes = uint64_t{64} << 10;
+  // files rather than in the LSM tree: inbox records and sent states that
+  // hold a receipt. Compactions, which the random message ids spread over
+  // the whole family, then rewrite only keys and blob references.
+  uint64_t min_blob_bytes = 512;
 };
 
 class Store;
@@ -103,6 +105,12 @@ class Batch {
 
   void Put(Family family, std::string_view key, std::string_view value);
   void Delete(Family family, std::string_view key);
+  // Deletes a key that was put exactly once since it was last deleted, and
+  // never overwritten. When the put and this delete meet in a flush or a
+  // compaction both vanish, instead of a tombstone that has to be carried
+  // down to the last level. A key put twice must use Delete: here the
+  // older value would come back.
+  void DeleteWrittenOnce(Family family, std::string_view key);
 
   // Removes all writes added so far.
   void Clear();

@@ -22,6 +22,7 @@
 #include "gtest/gtest.h"
 #include "rocksdb/db.h"
 #include "rocksdb/options.h"
+#include "rocksdb/table_properties.h"
 
 namespace caselink::storage {
 namespace {
@@ -619,6 +620,65 @@ TEST(StoreTest, LargeValueGoesToBlobFile) {
               absl::StatusOr<std::optional<std::string>>(attachment));
   EXPECT_THAT(store->Get(Family::kMessages, "small"),
               absl::StatusOr<std::optional<std::string>>("short envelope"));
+}
+
+TEST(StoreTest, QueueEntryDeletedWrittenOnceLeavesNoTombstone) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("node");
+  const std::string envelope(2000, 'e');
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    Batch queued = store->NewBatch();
+    queued.Put(Family::kOutbox, "q/sent", envelope);
+    queued.Put(Family::kOutbox, "q/waiting", envelope);
+    ASSERT_TRUE(store->Commit(queued).ok());
+    // Sent before the flush: its put and delete meet in the memtable.
+    Batch sent = store->NewBatch();
+    sent.DeleteWrittenOnce(Family::kOutbox, "q/sent");
+    ASSERT_TRUE(store->Commit(sent).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+
+  {
+    // Only the waiting entry reached a table file, and its envelope went to
+    // a blob file: no tombstone of the sent one is left to compact away.
+    std::unique_ptr<RawDb> raw = OpenRaw(dir, /*writable=*/false);
+    rocksdb::TablePropertiesCollection tables;
+    ASSERT_TRUE(
+        raw->db->GetPropertiesOfAllTables(raw->Family("outbox"), &tables).ok());
+    uint64_t entries = 0;
+    uint64_t deletions = 0;
+    for (const auto& [file, properties] : tables) {
+      entries += properties->num_entries;
+      deletions += properties->num_deletions;
+    }
+    EXPECT_EQ(entries, 1u);
+    EXPECT_EQ(deletions, 0u);
+    int blob_files = 0;
+    for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+      if (entry.path().extension() == ".blob") ++blob_files;
+    }
+    EXPECT_GE(blob_files, 1);
+  }
+
+  {
+    std::unique_ptr<Store> store = OpenOrDie(dir);
+    ASSERT_NE(store, nullptr);
+    EXPECT_THAT(store->Get(Family::kOutbox, "q/sent"),
+                absl::StatusOr<std::optional<std::string>>(std::nullopt));
+    EXPECT_THAT(store->Get(Family::kOutbox, "q/waiting"),
+                absl::StatusOr<std::optional<std::string>>(envelope));
+    Batch sent = store->NewBatch();
+    sent.DeleteWrittenOnce(Family::kOutbox, "q/waiting");
+    ASSERT_TRUE(store->Commit(sent).ok());
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  std::unique_ptr<Store> store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  EXPECT_THAT(store->Get(Family::kOutbox, "q/waiting"),
+              absl::StatusOr<std::optional<std::string>>(std::nullopt));
+  EXPECT_EQ(ScanKeys(*store, Family::kOutbox, "q/").size(), 0u);
 }
 
 }  // namespace
