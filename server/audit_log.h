@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -225,8 +226,8 @@ class AuditLog {
   // Discard, and for at most kRecentCases cases committed before, so that
   // a busy case costs no read per append.
   static constexpr size_t kRecentCases = size_t{1} << 16;
-  std::unordered_map<std::string, uint64_t> pending_last_;
-  std::unordered_map<std::string, uint64_t> recent_last_;
+  absl::flat_hash_map<std::string, uint64_t> pending_last_;
+  absl::flat_hash_map<std::string, uint64_t> recent_last_;
 };
 
 }  // namespace caselink::server

@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/time/clock.h"
 #include "core/envelope.h"
@@ -76,7 +77,7 @@ struct Committer::Group {
   absl::flat_hash_set<std::string> arrival_ids;
   // Sent states read or changed in this group, by message id, and the ids
   // of those changed, each written once when the group is.
-  std::map<std::string, SentState> sent;
+  absl::node_hash_map<std::string, SentState> sent;
   absl::flat_hash_set<std::string> sent_changed;
   // What was put for each changed one: id and serialized state.
   std::vector<std::pair<std::string, std::string>> sent_written;
@@ -275,7 +276,7 @@ void Committer::Process(std::vector<Submission> submissions,
   // Verdicts first, so that a receipt in the same group finds the state
   // they leave.
   for (VerdictBatch& batch : verdicts) {
-    for (const HopVerdict& verdict : batch.verdicts) {
+    for (HopVerdict& verdict : batch.verdicts) {
       TakeVerdict(group, verdict);
     }
     group.finish.push_back(std::move(batch.done));
@@ -568,7 +569,7 @@ absl::Status Committer::RefuseArrival(Group& group, const Arrival& arrival,
   return verdict;
 }
 
-absl::Status Committer::TakeReceipt(Group& group, const v1::Envelope& envelope,
+absl::Status Committer::TakeReceipt(Group& group, v1::Envelope& envelope,
                                     const v1::Body& body,
                                     std::string_view detail) {
   const v1::Receipt& receipt = body.receipt();
@@ -593,7 +594,7 @@ absl::Status Committer::TakeReceipt(Group& group, const v1::Envelope& envelope,
     for (const std::string& hop : receipt.route()) state->add_route(hop);
     state->add_route(body.sender());
   }
-  *state->mutable_receipt() = envelope;
+  *state->mutable_receipt() = std::move(envelope);
   group.sent_changed.insert(receipt.message_id());
   options_.counters->Add("delivered");
   v1::Body delivered;
@@ -671,7 +672,7 @@ void Committer::ReportUndeliverable(Group& group, const v1::Body& original,
   options_.counters->Add("undeliverable_reported");
 }
 
-void Committer::TakeVerdict(Group& group, const HopVerdict& verdict) {
+void Committer::TakeVerdict(Group& group, HopVerdict& verdict) {
   // A refusal for lack of capacity is retried; every other verdict is final.
   if (verdict.code == static_cast<int>(absl::StatusCode::kUnavailable)) {
     return;

@@ -192,16 +192,18 @@ class Committer {
   // Logs and counts a refusal after intake; returns `verdict`.
   absl::Status RefuseArrival(Group& group, const Arrival& arrival,
                              absl::Status verdict);
-  // Marks the message `receipt` answers delivered, keeping the receipt;
-  // `detail` goes into the audit event.
-  absl::Status TakeReceipt(Group& group, const v1::Envelope& envelope,
+  // Marks the message `receipt` answers delivered, keeping the receipt,
+  // which it moves out of `envelope` when it does; `detail` goes into the
+  // audit event.
+  absl::Status TakeReceipt(Group& group, v1::Envelope& envelope,
                            const v1::Body& receipt, std::string_view detail);
   absl::Status TakeUndeliverable(Group& group, const Arrival& arrival);
   // Queues a signed report to `original`'s sender that this node gave up
   // on it, and why.
   void ReportUndeliverable(Group& group, const v1::Body& original,
                            std::string reason);
-  void TakeVerdict(Group& group, const HopVerdict& verdict);
+  // Takes the receipt out of `verdict` if it keeps it.
+  void TakeVerdict(Group& group, HopVerdict& verdict);
   // The next hop's verdict on a message this node wrote, still queued.
   void RecordHopVerdict(Group& group, const HopVerdict& verdict,
                         store::v1::SentState& sent);
