@@ -21,6 +21,10 @@ using storage::ReadUint64BE;
 
 constexpr std::string_view kLeafPrefix = "l/";
 constexpr std::string_view kHashPrefix = "h/";
+constexpr std::string_view kPackPrefix = "H/";
+// Hashes per pack: one key for sixteen hashes spares the store fifteen
+// entries to insert, flush and compact.
+constexpr uint64_t kPackHashes = 16;
 constexpr std::string_view kCasePrefix = "x/c/";
 constexpr std::string_view kPeerPrefix = "x/p/";
 constexpr std::string_view kKindPrefix = "x/k/";
@@ -39,6 +43,11 @@ std::string LeafKey(uint64_t index) { return Cat(kLeafPrefix, Be8(index)); }
 
 std::string HashKey(int level, uint64_t position) {
   return Cat(kHashPrefix, static_cast<char>(level), Be8(position));
+}
+
+std::string PackKey(int level, uint64_t position) {
+  return Cat(kPackPrefix, static_cast<char>(level),
+             Be8(position / kPackHashes));
 }
 
 // The keys hold raw integers; messages name them in a readable form.
@@ -166,6 +175,16 @@ absl::Status AuditLog::Load() {
     if (!hash.ok()) return hash.status();
     edge.frontier[level] = *std::move(hash);
   }
+  // The hashes of each level's last pack, which later appends extend.
+  for (int level = 0; level < 64; ++level) {
+    const uint64_t count = edge.size >> level;
+    for (uint64_t position = count - count % kPackHashes; position < count;
+         ++position) {
+      absl::StatusOr<std::string> hash = StoredHash(level, position);
+      if (!hash.ok()) return hash.status();
+      edge.open_packs[level] += *hash;
+    }
+  }
 
   // The latest event: its time bounds the next, and its hash must be the
   // stored one, or the tree was damaged where appends continue it.
@@ -227,6 +246,7 @@ absl::Status AuditLog::AppendAll(storage::Batch& batch,
     CASELINK_RETURN_IF_ERROR(
         AppendOne(batch, std::move(event), /*totals=*/false).status());
   }
+  PutOpenPacks(batch);
   std::sort(cases.begin(), cases.end());
   cases.erase(std::unique(cases.begin(), cases.end()), cases.end());
   for (const std::string& case_id : cases) {
@@ -287,8 +307,7 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
   // Stage the leaf and its hashes.
   batch.Put(Family::kAudit, LeafKey(index), bytes);
   for (size_t k = 0; k < completed.size(); ++k) {
-    batch.Put(Family::kAudit, HashKey(static_cast<int>(k), index >> k),
-              completed[k]);
+    AddToPack(batch, static_cast<int>(k), index >> k, completed[k]);
   }
 
   // Stage the index entries and the new size.
@@ -315,8 +334,6 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
   if (micros > pending_.last_micros) {
     batch.Put(Family::kAudit, TimeIndexKey(micros, index), "");
   }
-  if (totals) batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
-
   // Move the writer's edge on: the completed subtree replaces the levels
   // it absorbed.
   for (int k = 0; k < level; ++k) pending_.frontier[k].clear();
@@ -324,7 +341,36 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
   pending_.size = index + 1;
   pending_.last_micros = micros;
   if (!event.case_id().empty()) pending_last_[event.case_id()] = index + 1;
+  if (totals) {
+    PutOpenPacks(batch);
+    batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
+  }
   return index;
+}
+
+void AuditLog::AddToPack(storage::Batch& batch, int level, uint64_t position,
+                         const std::string& hash) {
+  std::string& pack = pending_.open_packs[level];
+  pack += hash;
+  const uint64_t bit = uint64_t{1} << level;
+  if (position % kPackHashes == kPackHashes - 1) {
+    batch.Put(Family::kAudit, PackKey(level, position), pack);
+    pack.clear();
+    pending_.changed_packs &= ~bit;
+  } else {
+    pending_.changed_packs |= bit;
+  }
+}
+
+void AuditLog::PutOpenPacks(storage::Batch& batch) {
+  for (int level = 0; pending_.changed_packs != 0; ++level) {
+    const uint64_t bit = uint64_t{1} << level;
+    if ((pending_.changed_packs & bit) == 0) continue;
+    const uint64_t count = pending_.size >> level;
+    batch.Put(Family::kAudit, PackKey(level, count - 1),
+              pending_.open_packs[level]);
+    pending_.changed_packs &= ~bit;
+  }
 }
 
 void AuditLog::Committed() {
@@ -358,8 +404,21 @@ absl::StatusOr<std::string> AuditLog::StoredHash(int level,
   }
 
   CASELINK_ASSIGN_OR_RETURN(
-      std::optional<std::string> value,
-      store_->Get(Family::kAudit, HashKey(level, position)));
+      std::optional<std::string> pack,
+      store_->Get(Family::kAudit, PackKey(level, position)));
+  std::optional<std::string> value;
+  const size_t offset = (position % kPackHashes) * kDigestSize;
+  if (pack.has_value() && pack->size() % kDigestSize != 0) {
+    return absl::DataLossError(Cat("audit log: the pack holding ",
+                                   HashKeyName(level, position),
+                                   " is not a list of hashes"));
+  }
+  if (pack.has_value() && pack->size() >= offset + kDigestSize) {
+    value = pack->substr(offset, kDigestSize);
+  } else {
+    CASELINK_ASSIGN_OR_RETURN(
+        value, store_->Get(Family::kAudit, HashKey(level, position)));
+  }
   if (!value.has_value() || value->size() != kDigestSize) {
     return absl::DataLossError(Cat("audit log: ", HashKeyName(level, position),
                                    value ? " is not a hash" : " is missing"));

@@ -19,9 +19,16 @@
 //
 // Key layout in Family::kAudit (BE8 is 8 big-endian bytes):
 //   "l/" BE8(index)                  the serialized AuditEvent (leaf bytes)
-//   "h/" level-byte BE8(position)    hash of leaves [position << level,
+//   "H/" level-byte BE8(pack)        the hashes at one level of positions
+//                                    [16 pack, 16 pack + 16), concatenated
+//                                    in order; the last pack of a level
+//                                    holds fewer. The hash at `position`
+//                                    covers leaves [position << level,
 //                                    (position + 1) << level); level 0 is
 //                                    the leaf hash
+//   "h/" level-byte BE8(position)    one such hash on its own, as logs
+//                                    written before packs keep them; read
+//                                    where no pack holds the position
 //   "x/c/" case 0x00 BE8(index)      by case
 //   "x/p/" peer 0x00 BE8(index)      by peer
 //   "x/k/" BE4(kind) BE8(index)      by kind
@@ -108,9 +115,10 @@ class AuditLog {
   // event if it is earlier, so that the log's times never go backwards and
   // a time range is a range of indexes (a clock stepped back yields equal
   // times until it catches up). Serializes the event once; those exact
-  // bytes are the leaf. Puts into `batch` the leaf, its hash, the hash of
-  // every perfect subtree it completes, its index entries and the new size:
-  // O(log n) hashes, and a read only for a case not appended to recently.
+  // bytes are the leaf. Puts into `batch` the leaf, the packs that hold its
+  // hash and the hash of every perfect subtree it completes, its index
+  // entries and the new size: O(log n) hashes, and a read only for a case
+  // not appended to recently. AppendAll puts each pack once per group.
   //
   // Appends accumulate until Committed or Discard; each continues the tree
   // of the one before. On error nothing was put into `batch` and the log is
@@ -185,6 +193,10 @@ class AuditLog {
   struct Edge {
     uint64_t size = 0;
     std::array<std::string, 64> frontier;
+    // Per level, the hashes of its last pack while it is not full, and
+    // which of those packs changed since they were last put.
+    std::array<std::string, 64> open_packs;
+    uint64_t changed_packs = 0;
     // The time of the latest event, in Unix microseconds.
     int64_t last_micros = std::numeric_limits<int64_t>::min();
   };
@@ -193,6 +205,12 @@ class AuditLog {
       const std::string& case_id);
   [[nodiscard]] absl::StatusOr<std::string> StoredHash(int level,
                                                        uint64_t position) const;
+  // Adds the hash at `position` of `level` to its pack; puts a pack that
+  // it fills.
+  void AddToPack(storage::Batch& batch, int level, uint64_t position,
+                 const std::string& hash);
+  // Puts the packs that changed and are not full.
+  void PutOpenPacks(storage::Batch& batch);
   [[nodiscard]] absl::StatusOr<std::string> RangeHash(uint64_t start,
                                                       uint64_t count) const;
   [[nodiscard]] absl::StatusOr<uint64_t> FirstAtOrAfter(

@@ -354,11 +354,105 @@ TEST_F(AuditLogTest, ReopenContinuesTheSameTree) {
                   .ok());
 }
 
+// Every root and every inclusion path of trees up to the log's size agree
+// with the hashes computed from the leaves alone.
+void ExpectTreesMatchLeaves(AuditLog& log, HashAlgorithm hash,
+                            const std::vector<std::string>& leaves) {
+  for (uint64_t n = 1; n <= leaves.size(); ++n) {
+    SCOPED_TRACE(Cat("tree size ", n));
+    const std::vector<std::string_view> tree = Prefix(leaves, n);
+    absl::StatusOr<std::string> root = log.Root(n);
+    ASSERT_TRUE(root.ok()) << root.status();
+    ASSERT_EQ(*root, RootOf(hash, tree).value());
+    for (uint64_t i = 0; i < n; i += 7) {
+      EXPECT_EQ(log.InclusionPath(i, n).value(),
+                AuditPath(hash, tree, i).value())
+          << "leaf " << i;
+    }
+  }
+}
+
+TEST_F(AuditLogTest, HashesAreKeptSixteenToAKey) {
+  std::vector<v1::AuditEvent> first;
+  for (int i = 0; i < 40; ++i) first.push_back(CaseEvent(Cat("case-", i)));
+  storage::Batch batch = store_->NewBatch();
+  ASSERT_TRUE(log_->AppendAll(batch, std::move(first)).ok());
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  log_->Committed();
+
+  // 40 leaf hashes in packs of 16, 16 and 8; 20 at level 1 in 16 and 4;
+  // then one pack each for the 10, 5, 2 and 1 hashes of levels 2 to 5.
+  EXPECT_EQ(store_->CountPrefix(Family::kAudit, "H/").value(), 9u);
+  EXPECT_EQ(store_->CountPrefix(Family::kAudit, "h/").value(), 0u);
+  absl::StatusOr<std::optional<std::string>> last =
+      store_->Get(Family::kAudit, Cat("H/", '\0', Be8(2)));
+  ASSERT_TRUE(last.ok() && last->has_value());
+  EXPECT_EQ((*last)->size(), 8 * kDigestSize);
+  ExpectTreesMatchLeaves(*log_, hash_, AllLeaves());
+
+  // A second group fills the open packs and starts new ones.
+  std::vector<v1::AuditEvent> second;
+  for (int i = 0; i < 30; ++i) second.push_back(CaseEvent(Cat("case-", i)));
+  batch = store_->NewBatch();
+  ASSERT_TRUE(log_->AppendAll(batch, std::move(second)).ok());
+  ASSERT_TRUE(store_->Commit(batch).ok());
+  log_->Committed();
+  const std::string root = RootOrDie(70);
+  ExpectTreesMatchLeaves(*log_, hash_, AllLeaves());
+
+  // After a restart the open packs are read back and extended.
+  Reopen();
+  EXPECT_EQ(RootOrDie(70), root);
+  for (int i = 0; i < 11; ++i) AppendOne(CaseEvent("case-1"));
+  ExpectTreesMatchLeaves(*log_, hash_, AllLeaves());
+  EXPECT_TRUE(VerifyConsistency(hash_, 70, 81, root, RootOrDie(81),
+                                log_->ConsistencyPath(70, 81).value())
+                  .ok());
+}
+
+TEST_F(AuditLogTest, ReadsAndExtendsALogStoredOneHashToAKey) {
+  for (int i = 0; i < 37; ++i) AppendOne(CaseEvent(Cat("case-", i % 5)));
+  const std::string root = RootOrDie(37);
+
+  // Rewrite the store as logs written before packs keep it: one key per
+  // hash.
+  std::vector<std::pair<std::string, std::string>> packs;
+  ASSERT_TRUE(
+      store_
+          ->Scan(Family::kAudit, "H/",
+                 [&packs](std::string_view key, std::string_view value) {
+                   packs.emplace_back(key, value);
+                   return true;
+                 })
+          .ok());
+  ASSERT_FALSE(packs.empty());
+  for (const auto& [key, value] : packs) {
+    const char level = key[2];
+    std::string_view rest = std::string_view(key).substr(3);
+    const uint64_t pack = storage::ReadUint64BE(&rest).value();
+    for (size_t i = 0; i * kDigestSize < value.size(); ++i) {
+      PutRaw(Cat("h/", std::string(1, level), Be8(pack * 16 + i)),
+             value.substr(i * kDigestSize, kDigestSize));
+    }
+    DeleteRaw(key);
+  }
+  ASSERT_EQ(store_->CountPrefix(Family::kAudit, "H/").value(), 0u);
+
+  Reopen();
+  EXPECT_EQ(RootOrDie(37), root);
+  for (int i = 0; i < 30; ++i) AppendOne(CaseEvent(Cat("case-", i % 5)));
+  ExpectTreesMatchLeaves(*log_, hash_, AllLeaves());
+  EXPECT_TRUE(VerifyConsistency(hash_, 37, 67, root, RootOrDie(67),
+                                log_->ConsistencyPath(37, 67).value())
+                  .ok());
+}
+
 TEST_F(AuditLogTest, LoadNamesTheKeyOfADamagedStore) {
   for (int i = 0; i < 6; ++i) AppendOne(CaseEvent("a"));
 
-  // Size 6 = 4 + 2: the frontier is h/2/0 and h/1/2.
-  const std::string frontier_key = Cat("h/", '\x01', Be8(2));
+  // Size 6 = 4 + 2: the frontier is h/2/0 and h/1/2, which is the third
+  // hash in the first pack of level 1.
+  const std::string frontier_key = Cat("H/", '\x01', Be8(0));
   absl::StatusOr<std::optional<std::string>> kept =
       store_->Get(Family::kAudit, frontier_key);
   ASSERT_TRUE(kept.ok() && kept->has_value());
