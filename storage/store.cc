@@ -25,6 +25,7 @@
 #include "rocksdb/table.h"
 #include "rocksdb/utilities/table_properties_collectors.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
 
 namespace caselink::storage {
 namespace {
@@ -326,7 +327,11 @@ rocksdb::DBOptions MakeDbOptions(const StoreOptions& options) {
   db.create_if_missing = true;
   db.create_missing_column_families = true;
   db.max_open_files = options.max_open_files;
-  db.db_write_buffer_size = options.memtable_budget_bytes;
+  // All memtables together stay within the budget: beyond it RocksDB
+  // flushes the largest, and once flushes fall behind it stalls writes
+  // until they catch up instead of letting memory grow.
+  db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
+      options.memtable_budget_bytes, /*cache=*/nullptr, /*allow_stall=*/true);
   // With several families the log can only be dropped once every family
   // has flushed past it; bounding it makes idle families flush too.
   db.max_total_wal_size = options.max_wal_bytes;
@@ -337,6 +342,8 @@ rocksdb::DBOptions MakeDbOptions(const StoreOptions& options) {
   // The compaction pool is the process's, shared by every store in it.
   rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
       rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
+  rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
+      rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
   db.keep_log_file_num = 4;
   db.max_log_file_size = size_t{4} << 20;
   return db;

@@ -69,7 +69,8 @@ struct StoreOptions {
   size_t write_buffer_bytes = size_t{16} << 20;
   int max_write_buffers = 2;
 
-  // All memtables of all families together; beyond it RocksDB flushes early.
+  // All memtables of all families together; beyond it RocksDB flushes
+  // early, and writes wait while flushes catch up.
   size_t memtable_budget_bytes = size_t{24} << 20;
 
   // The write-ahead log kept before every family is made to flush past its
