@@ -336,10 +336,11 @@ rocksdb::DBOptions MakeDbOptions(const StoreOptions& options) {
   // has flushed past it; bounding it makes idle families flush too.
   db.max_total_wal_size = options.max_wal_bytes;
   db.max_background_jobs = 2;
-  // Compactions yield the CPU to the threads that answer peers and
-  // operators: they can wait for an idle moment, a message cannot. Should
-  // they fall far behind, RocksDB slows writes down until they catch up.
-  // The compaction pool is the process's, shared by every store in it.
+  // Flushes and compactions yield the CPU to the threads that answer peers
+  // and operators: they can wait for an idle moment, a message cannot.
+  // Should compactions fall far behind, RocksDB slows writes down until
+  // they catch up; should flushes, the memtable budget above stalls them.
+  // Both pools are the process's, shared by every store in it.
   rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
       rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
   rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
