@@ -14,6 +14,11 @@ namespace {
 constexpr std::string_view kNodeCodeKey = "node_code";
 
 constexpr absl::Duration kSweepInterval = absl::Hours(1);
+// How often empty queues are looked at, and how many writes since the
+// outbox's last flush make reclaiming their space worth a flush and a
+// compaction.
+constexpr absl::Duration kQueueKeepInterval = absl::Minutes(1);
+constexpr uint64_t kReclaimAfterWrites = 1000;
 // How long an envelope's stream may wait for a peer to give a signing
 // certificate.
 constexpr absl::Duration kSignerTimeout = absl::Seconds(2);
@@ -224,6 +229,7 @@ absl::Status Node::Serve() {
   refresher_ = std::thread([this] { RefreshDirectory(); });
   limit_watcher_ = std::thread([this] { WatchTimeLimits(); });
   audit_watcher_ = std::thread([this] { WatchAuditLogs(); });
+  queue_keeper_ = std::thread([this] { KeepQueues(); });
   log_->Info("node_started", {{"name", config_.name},
                               {"listen", config_.listen},
                               {"port", Cat(port_)},
@@ -410,6 +416,25 @@ void Node::SweepDedup() {
   }
 }
 
+void Node::KeepQueues() {
+  while (!stopping_.WaitForNotificationWithTimeout(kQueueKeepInterval)) {
+    bool drained = true;
+    for (PeerLink* link : links_->All()) {
+      if (link->Snapshot().queued > 0) drained = false;
+    }
+    if (!drained) continue;
+    absl::StatusOr<bool> reclaimed =
+        store_->ReclaimSpace(storage::Family::kOutbox, kReclaimAfterWrites);
+    if (!reclaimed.ok()) {
+      log_->Error("queue_space_not_reclaimed",
+                  {{"error", reclaimed.status().ToString()},
+                   {"next", "trying again in a minute"}});
+    } else if (*reclaimed) {
+      log_->Info("queue_space_reclaimed", {{"family", "outbox"}});
+    }
+  }
+}
+
 void Node::WatchTimeLimits() {
   const absl::Duration interval = config_.workflow.check_interval;
   while (!stopping_.WaitForNotificationWithTimeout(interval)) {
@@ -443,6 +468,7 @@ void Node::Shutdown(absl::Duration grace) {
   if (sweeper_.joinable()) sweeper_.join();
   if (limit_watcher_.joinable()) limit_watcher_.join();
   if (audit_watcher_.joinable()) audit_watcher_.join();
+  if (queue_keeper_.joinable()) queue_keeper_.join();
   if (links_ != nullptr) links_->StopAll();
   if (committer_ != nullptr) committer_->Stop();
   links_.reset();

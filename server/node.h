@@ -109,6 +109,9 @@ class Node final : public OutboxListener {
   void WatchTimeLimits();
   // Signs a tree head and witnesses the peers' logs, every audit
   // head_interval.
+  // Gives back the disk space of queued envelopes once every queue has
+  // drained.
+  void KeepQueues();
   void WatchAuditLogs();
 
   const NodeConfig config_;
@@ -151,6 +154,7 @@ class Node final : public OutboxListener {
   std::thread refresher_;
   std::thread limit_watcher_;
   std::thread audit_watcher_;
+  std::thread queue_keeper_;
   int port_ = 0;
   // "created" or "opened", for the start-up log line.
   std::string store_state_;

@@ -655,4 +655,28 @@ absl::Status Store::Flush() {
                    absl::StrCat("flushing ", dir_));
 }
 
+absl::StatusOr<bool> Store::ReclaimSpace(Family family, uint64_t min_writes) {
+  const std::string context =
+      absl::StrCat("reclaiming space of family ",
+                   std::string(FamilyName(family)), " in ", dir_);
+  uint64_t writes = 0;
+  if (!db_->GetIntProperty(Handle(family),
+                           rocksdb::DB::Properties::kNumEntriesActiveMemTable,
+                           &writes)) {
+    return absl::InternalError(
+        absl::StrCat(context, ": no count of memtable entries"));
+  }
+  if (writes < min_writes) return false;
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = true;
+  flush_options.allow_write_stall = true;
+  CASELINK_RETURN_IF_ERROR(
+      FromRocks(db_->Flush(flush_options, Handle(family)), context));
+  CASELINK_RETURN_IF_ERROR(
+      FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(),
+                                  Handle(family), nullptr, nullptr),
+                context));
+  return true;
+}
+
 }  // namespace caselink::storage

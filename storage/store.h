@@ -248,6 +248,16 @@ class Store {
   // it. Not needed for durability; useful before a backup and in tests.
   [[nodiscard]] absl::Status Flush();
 
+  // When `family`'s memtable holds at least `min_writes` writes (puts and
+  // deletes), flushes it and compacts the whole family, waiting for both;
+  // returns whether it did. Deleted values that reached table or blob
+  // files only give their space back once their deletes are flushed and
+  // compacted with them, so a queue that drained and then went quiet would
+  // otherwise keep that space until more writes came. The compaction
+  // rewrites what the family still holds: call it when that is little.
+  [[nodiscard]] absl::StatusOr<bool> ReclaimSpace(Family family,
+                                                  uint64_t min_writes);
+
   // The data directory, as given to Open().
   [[nodiscard]] const std::string& dir() const { return dir_; }
 

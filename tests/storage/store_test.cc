@@ -681,5 +681,53 @@ TEST(StoreTest, QueueEntryDeletedWrittenOnceLeavesNoTombstone) {
   EXPECT_EQ(ScanKeys(*store, Family::kOutbox, "q/").size(), 0u);
 }
 
+int BlobFiles(const std::string& dir) {
+  int files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".blob") ++files;
+  }
+  return files;
+}
+
+TEST(StoreTest, ReclaimingADrainedQueueGivesItsSpaceBack) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("node");
+  std::unique_ptr<Store> store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  const std::string envelope(1500, 'e');
+  Batch queued = store->NewBatch();
+  for (uint64_t i = 0; i < 3000; ++i) {
+    queued.Put(Family::kOutbox, Key(i), envelope);
+  }
+  ASSERT_TRUE(store->Commit(queued).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  ASSERT_GE(BlobFiles(dir), 1);
+
+  // Too few writes since the flush: nothing is flushed.
+  Batch sent = store->NewBatch();
+  for (uint64_t i = 0; i < 1500; ++i) {
+    sent.DeleteWrittenOnce(Family::kOutbox, Key(i));
+  }
+  ASSERT_TRUE(store->Commit(sent).ok());
+  EXPECT_THAT(store->ReclaimSpace(Family::kOutbox, 2000),
+              absl::StatusOr<bool>(false));
+
+  sent = store->NewBatch();
+  for (uint64_t i = 1500; i < 3000; ++i) {
+    sent.DeleteWrittenOnce(Family::kOutbox, Key(i));
+  }
+  ASSERT_TRUE(store->Commit(sent).ok());
+  EXPECT_THAT(store->ReclaimSpace(Family::kOutbox, 2000),
+              absl::StatusOr<bool>(true));
+
+  // The deletes were flushed and compacted with the entries they delete,
+  // and the blob files that held the envelopes go.
+  for (int tries = 0; tries < 200 && BlobFiles(dir) > 0; ++tries) {
+    ::usleep(100 * 1000);
+  }
+  EXPECT_EQ(BlobFiles(dir), 0);
+  EXPECT_EQ(ScanKeys(*store, Family::kOutbox, "").size(), 0u);
+}
+
 }  // namespace
 }  // namespace caselink::storage
