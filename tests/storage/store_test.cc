@@ -136,6 +136,15 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
   return files;
 }
 
+// The number of blob files in `dir`.
+int BlobFiles(const std::string& dir) {
+  int files = 0;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".blob") ++files;
+  }
+  return files;
+}
+
 std::string Key(uint64_t value) {
   std::string key = "q/";
   AppendUint64BE(&key, value);
@@ -608,11 +617,7 @@ TEST(StoreTest, LargeValueGoesToBlobFile) {
     ASSERT_TRUE(store->Flush().ok());
   }
 
-  int blob_files = 0;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".blob") ++blob_files;
-  }
-  EXPECT_GE(blob_files, 1);
+  EXPECT_GE(BlobFiles(dir), 1);
 
   std::unique_ptr<Store> store = OpenOrDie(dir);
   ASSERT_NE(store, nullptr);
@@ -655,11 +660,7 @@ TEST(StoreTest, QueueEntryDeletedWrittenOnceLeavesNoTombstone) {
     }
     EXPECT_EQ(entries, 1u);
     EXPECT_EQ(deletions, 0u);
-    int blob_files = 0;
-    for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-      if (entry.path().extension() == ".blob") ++blob_files;
-    }
-    EXPECT_GE(blob_files, 1);
+    EXPECT_GE(BlobFiles(dir), 1);
   }
 
   {
@@ -679,14 +680,6 @@ TEST(StoreTest, QueueEntryDeletedWrittenOnceLeavesNoTombstone) {
   EXPECT_THAT(store->Get(Family::kOutbox, "q/waiting"),
               absl::StatusOr<std::optional<std::string>>(std::nullopt));
   EXPECT_EQ(ScanKeys(*store, Family::kOutbox, "q/").size(), 0u);
-}
-
-int BlobFiles(const std::string& dir) {
-  int files = 0;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".blob") ++files;
-  }
-  return files;
 }
 
 TEST(StoreTest, ReclaimingADrainedQueueGivesItsSpaceBack) {
