@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <limits>
+#include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/merkle.h"
 #include "core/status_macros.h"
@@ -107,6 +110,59 @@ absl::StatusOr<uint64_t> TrailingIndex(std::string_view key,
   return *ReadUint64BE(&rest);
 }
 
+void AppendVarint(std::string* out, uint64_t value) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// Reads one unsigned LEB128 varint off the front of `in`; nullopt if it is
+// cut short or does not fit 64 bits.
+std::optional<uint64_t> ReadVarint(std::string_view* in) {
+  uint64_t value = 0;
+  for (int shift = 0; shift < 64 && !in->empty(); shift += 7) {
+    const auto byte = static_cast<uint8_t>(in->front());
+    in->remove_prefix(1);
+    const uint64_t bits = byte & 0x7f;
+    if (shift == 63 && bits > 1) return std::nullopt;
+    value |= bits << shift;
+    if ((byte & 0x80) == 0) return value;
+  }
+  return std::nullopt;
+}
+
+// The ascending indexes that one index entry lists (see the key layout in
+// the header) into `run`; the caller knows `key` starts with `prefix`.
+absl::Status DecodeIndexEntry(std::string_view key, std::string_view value,
+                              std::string_view prefix,
+                              std::vector<uint64_t>* run) {
+  CASELINK_ASSIGN_OR_RETURN(const uint64_t last, TrailingIndex(key, prefix));
+  run->clear();
+  // The gaps first; their sum is how far the first index lies below the
+  // key's.
+  uint64_t total = 0;
+  while (!value.empty()) {
+    std::optional<uint64_t> gap = ReadVarint(&value);
+    if (!gap.has_value() || *gap == 0 || *gap > last - total) {
+      return absl::DataLossError(
+          Cat("audit log: malformed list of indexes in an entry of index ",
+              prefix.substr(0, 4), " at index ", last));
+    }
+    total += *gap;
+    run->push_back(*gap);
+  }
+  uint64_t index = last - total;
+  for (uint64_t& slot : *run) {
+    const uint64_t gap = slot;
+    slot = index;
+    index += gap;
+  }
+  run->push_back(last);
+  return absl::OkStatus();
+}
+
 // One equality filter's index: the ascending indexes of the events holding
 // one value, walked by a cursor that only moves forward.
 class IndexWalk {
@@ -115,12 +171,15 @@ class IndexWalk {
       : prefix_(std::move(prefix)),
         cursor_(store.NewCursor(Family::kAudit, prefix_)) {}
 
-  // The smallest index >= target in this index, or nullopt if none.
+  // The smallest index >= target in this index, or nullopt if none. Targets
+  // must not decrease from one call to the next.
   absl::StatusOr<std::optional<uint64_t>> NextAtLeast(uint64_t target) {
-    if (!started_ || (cursor_.Valid() && current_ < target)) {
-      // After a match the next target is one on, where Next is cheaper
-      // than a seek.
-      if (started_ && current_ + 1 == target) {
+    if (!started_ || (cursor_.Valid() && run_.back() < target)) {
+      // Entries sort by the last index they list, so the first entry whose
+      // key holds target or more lists the answer. Once an entry is used
+      // up the next target is often one on, where Next is cheaper than a
+      // seek.
+      if (started_ && run_.back() + 1 == target) {
         cursor_.Next();
       } else {
         cursor_.Seek(Cat(prefix_, Be8(target)));
@@ -129,20 +188,26 @@ class IndexWalk {
       CASELINK_RETURN_IF_ERROR(Settle());
     }
     if (!cursor_.Valid()) return std::nullopt;
-    return current_;
+    at_ = static_cast<size_t>(
+        std::lower_bound(run_.begin() + static_cast<std::ptrdiff_t>(at_),
+                         run_.end(), target) -
+        run_.begin());
+    return run_[at_];
   }
 
  private:
   absl::Status Settle() {
+    at_ = 0;
     if (!cursor_.Valid()) return cursor_.status();
-    CASELINK_ASSIGN_OR_RETURN(current_, TrailingIndex(cursor_.key(), prefix_));
-    return absl::OkStatus();
+    return DecodeIndexEntry(cursor_.key(), cursor_.value(), prefix_, &run_);
   }
 
   std::string prefix_;
   storage::Cursor cursor_;
   bool started_ = false;
-  uint64_t current_ = 0;
+  // The current entry's indexes, and the position of the latest answer.
+  std::vector<uint64_t> run_;
+  size_t at_ = 0;
 };
 
 }  // namespace
@@ -240,6 +305,7 @@ absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
 absl::Status AuditLog::AppendAll(storage::Batch& batch,
                                  std::vector<v1::AuditEvent> events) {
   if (events.empty()) return absl::OkStatus();
+  group_runs_.clear();
   std::vector<std::string> cases;
   for (v1::AuditEvent& event : events) {
     if (!event.case_id().empty()) cases.push_back(event.case_id());
@@ -247,6 +313,7 @@ absl::Status AuditLog::AppendAll(storage::Batch& batch,
         AppendOne(batch, std::move(event), /*totals=*/false).status());
   }
   PutOpenPacks(batch);
+  PutGroupRuns(batch);
   std::sort(cases.begin(), cases.end());
   cases.erase(std::unique(cases.begin(), cases.end()), cases.end());
   for (const std::string& case_id : cases) {
@@ -319,15 +386,22 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
       batch.Put(Family::kAudit, Cat(kLastPrefix, event.case_id()), suffix);
     }
   }
-  if (!event.peer().empty()) {
-    batch.Put(Family::kAudit,
-              Cat(TextIndexPrefix(kPeerPrefix, event.peer()), suffix), "");
-  }
   if (!event.state().empty()) {
     batch.Put(Family::kAudit,
               Cat(TextIndexPrefix(kStatePrefix, event.state()), suffix), "");
   }
-  batch.Put(Family::kAudit, Cat(KindIndexPrefix(event.kind()), suffix), "");
+  // Peer and kind, which every event has, get one entry per group.
+  for (std::string prefix :
+       {event.peer().empty() ? std::string()
+                             : TextIndexPrefix(kPeerPrefix, event.peer()),
+        KindIndexPrefix(event.kind())}) {
+    if (prefix.empty()) continue;
+    if (totals) {
+      batch.Put(Family::kAudit, Cat(prefix, suffix), "");
+    } else {
+      group_runs_[std::move(prefix)].push_back(index);
+    }
+  }
   // Times never go backwards, so the first event at each time is enough
   // to find where a time range starts; a group stamped with one time
   // costs one entry.
@@ -373,6 +447,17 @@ void AuditLog::PutOpenPacks(storage::Batch& batch) {
   }
 }
 
+void AuditLog::PutGroupRuns(storage::Batch& batch) {
+  for (auto& [prefix, indexes] : group_runs_) {
+    std::string gaps;
+    for (size_t i = 1; i < indexes.size(); ++i) {
+      AppendVarint(&gaps, indexes[i] - indexes[i - 1]);
+    }
+    batch.Put(Family::kAudit, Cat(prefix, Be8(indexes.back())), gaps);
+  }
+  group_runs_.clear();
+}
+
 void AuditLog::Committed() {
   committed_ = pending_;
   // Forgetting every case at once keeps the memory bounded at the cost of
@@ -388,6 +473,7 @@ void AuditLog::Committed() {
 void AuditLog::Discard() {
   pending_ = committed_;
   pending_last_.clear();
+  group_runs_.clear();
 }
 
 absl::StatusOr<std::string> AuditLog::StoredHash(int level,

@@ -33,6 +33,19 @@
 //   "x/p/" peer 0x00 BE8(index)      by peer
 //   "x/k/" BE4(kind) BE8(index)      by kind
 //   "x/s/" state 0x00 BE8(index)     by state
+//                                    An index entry lists ascending event
+//                                    indexes: the one in its key and, in
+//                                    its value, the gaps (unsigned LEB128
+//                                    varints) from each earlier one it
+//                                    lists to the next. An empty value
+//                                    lists the key's index alone. Entries
+//                                    never share an index and sort in the
+//                                    order of the events they list. Events
+//                                    appended together in a group share
+//                                    one peer and one kind entry per value
+//                                    (peer and kind are on every event);
+//                                    case and state entries are one per
+//                                    event
 //   "x/t/" BE8(micros) BE8(index)    the first event at each time; micros
 //                                    with its sign bit flipped so that byte
 //                                    order is time order
@@ -129,10 +142,10 @@ class AuditLog {
   [[nodiscard]] absl::StatusOr<uint64_t> Append(storage::Batch& batch,
                                                 v1::AuditEvent event);
 
-  // Appends `events` in order, as Append does each, but puts the new size
-  // and each case's latest index once for all of them: what a commit group
-  // of many events needs. On error the caller must drop `batch` and call
-  // Discard.
+  // Appends `events` in order, as Append does each, but puts the new size,
+  // each case's latest index, and one peer and one kind index entry per
+  // value once for all of them: what a commit group of many events needs.
+  // On error the caller must drop `batch` and call Discard.
   [[nodiscard]] absl::Status AppendAll(storage::Batch& batch,
                                        std::vector<v1::AuditEvent> events);
 
@@ -183,10 +196,14 @@ class AuditLog {
       size_t limit) const;
 
  private:
-  // Append's work; with `totals` it also puts the size and the case's
-  // latest index, which AppendAll puts once for the group.
+  // Append's work; with `totals` it also puts the size, the case's latest
+  // index and the event's peer and kind index entries, which AppendAll
+  // puts once for the group (gathering them in group_runs_ until then).
   absl::StatusOr<uint64_t> AppendOne(storage::Batch& batch,
                                      v1::AuditEvent event, bool totals);
+  // Puts one index entry per prefix gathered in group_runs_, and forgets
+  // them.
+  void PutGroupRuns(storage::Batch& batch);
   // What the writer needs to continue the tree. frontier[k] is the hash of
   // the perfect subtree of 2^k leaves on the right edge, held when bit k of
   // size is set.
@@ -246,6 +263,9 @@ class AuditLog {
   static constexpr size_t kRecentCases = size_t{1} << 16;
   absl::flat_hash_map<std::string, uint64_t> pending_last_;
   absl::flat_hash_map<std::string, uint64_t> recent_last_;
+  // Within AppendAll: by index key prefix, the indexes of the group's
+  // events that its one entry will list, ascending.
+  absl::flat_hash_map<std::string, std::vector<uint64_t>> group_runs_;
 };
 
 }  // namespace caselink::server

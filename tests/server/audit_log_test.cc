@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/time/time.h"
 #include "core/crypto.h"
 #include "core/merkle.h"
@@ -111,6 +112,16 @@ class AuditLogTest : public ::testing::Test {
     EXPECT_TRUE(written.ok()) << written;
     log_->Committed();
     return indexes;
+  }
+
+  // Appends `events` with one AppendAll, as the committer does a group.
+  void AppendAllOf(std::vector<v1::AuditEvent> events) {
+    storage::Batch batch = store_->NewBatch();
+    absl::Status appended = log_->AppendAll(batch, std::move(events));
+    ASSERT_TRUE(appended.ok()) << appended;
+    absl::Status written = store_->Commit(batch);
+    ASSERT_TRUE(written.ok()) << written;
+    log_->Committed();
   }
 
   uint64_t AppendOne(v1::AuditEvent event) {
@@ -552,7 +563,9 @@ TEST_F(AuditLogTest, FindsTimeRangesOfGroupsStampedOnce) {
 class AuditLogFindTest : public AuditLogTest {
  protected:
   // 60 events, a second apart, whose fields cycle with different periods
-  // so that every combination of filters has a few matches.
+  // so that every combination of filters has a few matches. Groups of 8
+  // are appended alternately with AppendAll, which lists a group's events
+  // of one peer or kind in one index entry, and one Append at a time.
   AuditLogFindTest() {
     const v1::AuditEventKind kinds[] = {v1::AUDIT_EVENT_KIND_SUBMITTED,
                                         v1::AUDIT_EVENT_KIND_ACKNOWLEDGED,
@@ -563,9 +576,15 @@ class AuditLogFindTest : public AuditLogTest {
       group.push_back(Event(Cat("case-", i % 4), Cat("peer-", i % 3),
                             kinds[i % 3 == 0 ? 0 : i % 2 + 1], states[i % 5],
                             kStart + absl::Seconds(i)));
-      if (group.size() == 8) AppendGroup(std::exchange(group, {}));
+      if (group.size() == 8) {
+        if (i % 16 == 7) {
+          AppendAllOf(std::exchange(group, {}));
+        } else {
+          AppendGroup(std::exchange(group, {}));
+        }
+      }
     }
-    AppendGroup(std::move(group));
+    AppendAllOf(std::move(group));
     for (uint64_t i = 0; i < log_->size(); ++i) events_.push_back(Stored(i));
   }
 
@@ -663,6 +682,85 @@ TEST_F(AuditLogFindTest, BelowBoundsTheAnswer) {
             expected);
   EXPECT_TRUE(log_->Find({}, 59, 1000, 10).value().empty());
   EXPECT_TRUE(log_->Find({}, std::nullopt, 1000, 0).value().empty());
+}
+
+TEST_F(AuditLogTest, GroupListsEachPeerAndKindInOneEntry) {
+  // Two singles, then a group of 10 with two peers and two kinds, then
+  // another single: entries of one value are written both ways.
+  AppendOne(Event("", "peer-a", v1::AUDIT_EVENT_KIND_SUBMITTED, "", kStart));
+  AppendOne(Event("", "peer-b", v1::AUDIT_EVENT_KIND_RECEIPT, "", kStart));
+  std::vector<v1::AuditEvent> group;
+  for (int i = 0; i < 10; ++i) {
+    group.push_back(Event(Cat("case-", i), i < 7 ? "peer-a" : "peer-b",
+                          i % 2 == 0 ? v1::AUDIT_EVENT_KIND_SUBMITTED
+                                     : v1::AUDIT_EVENT_KIND_RECEIPT,
+                          "", kStart));
+  }
+  AppendAllOf(std::move(group));
+  AppendOne(Event("", "peer-a", v1::AUDIT_EVENT_KIND_RECEIPT, "", kStart));
+
+  // One entry per single and one per value in the group; case entries stay
+  // one per event.
+  EXPECT_EQ(store_->CountPrefix(Family::kAudit, "x/p/").value(), 5u);
+  EXPECT_EQ(store_->CountPrefix(Family::kAudit, "x/k/").value(), 5u);
+  EXPECT_EQ(store_->CountPrefix(Family::kAudit, "x/c/").value(), 10u);
+  absl::StatusOr<std::optional<std::string>> entry = store_->Get(
+      Family::kAudit, Cat("x/p/peer-a", std::string(1, '\0'), Be8(8)));
+  ASSERT_TRUE(entry.ok() && entry->has_value());
+  // Events 2 to 8, one apart.
+  EXPECT_EQ(**entry, std::string(6, '\1'));
+
+  EXPECT_EQ(log_->Find({.peer = "peer-a"}, std::nullopt, 100, 100).value(),
+            (std::vector<uint64_t>{0, 2, 3, 4, 5, 6, 7, 8, 12}));
+  EXPECT_EQ(log_->Find({.peer = "peer-b"}, std::nullopt, 100, 100).value(),
+            (std::vector<uint64_t>{1, 9, 10, 11}));
+  EXPECT_EQ(
+      log_->Find({.kind = v1::AUDIT_EVENT_KIND_RECEIPT}, std::nullopt, 100, 100)
+          .value(),
+      (std::vector<uint64_t>{1, 3, 5, 7, 9, 11, 12}));
+  EXPECT_EQ(log_->Find({.peer = "peer-a", .kind = v1::AUDIT_EVENT_KIND_RECEIPT},
+                       std::nullopt, 100, 100)
+                .value(),
+            (std::vector<uint64_t>{3, 5, 7, 12}));
+  // Starting, pausing and stopping inside an entry.
+  EXPECT_EQ(log_->Find({.peer = "peer-a"}, 4, 100, 2).value(),
+            (std::vector<uint64_t>{5, 6}));
+  EXPECT_EQ(log_->Find({.peer = "peer-a"}, 6, 8, 100).value(),
+            (std::vector<uint64_t>{7}));
+  EXPECT_EQ(
+      log_->Find({.kind = v1::AUDIT_EVENT_KIND_SUBMITTED}, 9, 100, 100).value(),
+      (std::vector<uint64_t>{10}));
+}
+
+TEST_F(AuditLogTest, FindNamesADamagedIndexEntry) {
+  std::vector<v1::AuditEvent> group;
+  for (int i = 0; i < 4; ++i) {
+    group.push_back(
+        Event("", "peer-a", v1::AUDIT_EVENT_KIND_SUBMITTED, "", kStart));
+  }
+  AppendAllOf(std::move(group));
+  const std::string key = Cat("x/p/peer-a", std::string(1, '\0'), Be8(3));
+  ASSERT_TRUE(store_->Get(Family::kAudit, key).value().has_value());
+
+  // Gaps that reach below index 0, a zero gap, a varint cut short and one
+  // too long for 64 bits.
+  for (const std::string& damaged :
+       {std::string("\1\1\2"), std::string("\1\0\1", 3), std::string("\x81"),
+        std::string(10, '\xff') + '\1'}) {
+    SCOPED_TRACE(absl::CEscape(damaged));
+    PutRaw(key, damaged);
+    absl::StatusOr<std::vector<uint64_t>> found =
+        log_->Find({.peer = "peer-a"}, std::nullopt, 100, 100);
+    EXPECT_EQ(found.status().code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(found.status().message().find("index x/p/ at index 3"),
+              std::string_view::npos)
+        << found.status();
+  }
+  // The kind entry of the same events is intact.
+  EXPECT_EQ(log_->Find({.kind = v1::AUDIT_EVENT_KIND_SUBMITTED}, std::nullopt,
+                       100, 100)
+                .value(),
+            (std::vector<uint64_t>{0, 1, 2, 3}));
 }
 
 // ---------------------------------------------------------------------------
