@@ -389,6 +389,17 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(
   cf.memtable_insert_with_hint_prefix_extractor.reset(
       rocksdb::NewFixedPrefixTransform(4));
 
+  if (name == FamilyName(Family::kDedup) ||
+      name == FamilyName(Family::kAudit) ||
+      name == FamilyName(Family::kMessages)) {
+    // Most lookups in these families are for keys the memtable does not
+    // hold: a message id not seen before, the latest event of a case not
+    // logged for a while, a sent state already flushed. A Bloom filter
+    // over the memtable's keys answers those without searching it. 3% of
+    // a memtable's size is 10 bits or more for each of its keys.
+    cf.memtable_whole_key_filtering = true;
+    cf.memtable_prefix_bloom_size_ratio = 0.03;
+  }
   for (Family family : kQueueFamilies) {
     if (name != FamilyName(family)) continue;
     cf.table_properties_collector_factories.push_back(
