@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "core/merkle.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
@@ -297,6 +298,35 @@ absl::StatusOr<uint64_t> AuditLog::LatestOfCase(const std::string& case_id) {
   return index + 1;
 }
 
+absl::Status AuditLog::FetchCaseHeads(
+    const std::vector<v1::AuditEvent>& events) {
+  std::vector<std::string> cases;
+  std::vector<std::string> keys;
+  absl::flat_hash_set<std::string_view> asked;
+  for (const v1::AuditEvent& event : events) {
+    const std::string& case_id = event.case_id();
+    if (case_id.empty() || pending_last_.contains(case_id) ||
+        recent_last_.contains(case_id) || !asked.insert(case_id).second) {
+      continue;
+    }
+    cases.push_back(case_id);
+    keys.push_back(Cat(kLastPrefix, case_id));
+  }
+  if (keys.empty()) return absl::OkStatus();
+  CASELINK_ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> values,
+                            store_->GetAll(Family::kAudit, keys));
+  for (size_t i = 0; i < cases.size(); ++i) {
+    uint64_t next = 0;
+    if (values[i].has_value()) {
+      CASELINK_ASSIGN_OR_RETURN(uint64_t index,
+                                DecodeBe8(*values[i], "m/last/ of a case"));
+      next = index + 1;
+    }
+    recent_last_[cases[i]] = next;
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<uint64_t> AuditLog::Append(storage::Batch& batch,
                                           v1::AuditEvent event) {
   return AppendOne(batch, std::move(event), /*totals=*/true);
@@ -306,6 +336,7 @@ absl::Status AuditLog::AppendAll(storage::Batch& batch,
                                  std::vector<v1::AuditEvent> events) {
   if (events.empty()) return absl::OkStatus();
   group_runs_.clear();
+  CASELINK_RETURN_IF_ERROR(FetchCaseHeads(events));
   std::vector<std::string> cases;
   for (v1::AuditEvent& event : events) {
     if (!event.case_id().empty()) cases.push_back(event.case_id());

@@ -281,7 +281,10 @@ void Committer::Process(std::vector<Submission> submissions,
     }
     group.finish.push_back(std::move(batch.done));
   }
-  for (Arrival& arrival : arrivals) TakeArrival(group, arrival);
+  const std::vector<absl::StatusOr<bool>> seen = SeenBefore(arrivals);
+  for (size_t i = 0; i < arrivals.size(); ++i) {
+    TakeArrival(group, arrivals[i], seen[i]);
+  }
 
   const int64_t now = NowMicros();
   for (Submission& submission : submissions) {
@@ -375,7 +378,41 @@ void Committer::RememberSent(Group& group) {
   }
 }
 
-void Committer::TakeArrival(Group& group, Arrival& arrival) {
+bool Committer::Deduplicated(const Arrival& arrival) const {
+  // Receipts and undeliverable reports for this node change a sent state
+  // only while it is still open, so a second copy has no effect and needs
+  // no duplicate-detection entry: that saves a read and a write for every
+  // message this node sends.
+  const v1::Body& body = arrival.body;
+  return body.recipient() != options_.self ||
+         (body.kind() != v1::MESSAGE_KIND_RECEIPT &&
+          body.kind() != v1::MESSAGE_KIND_UNDELIVERABLE);
+}
+
+std::vector<absl::StatusOr<bool>> Committer::SeenBefore(
+    const std::vector<Arrival>& arrivals) const {
+  std::vector<absl::StatusOr<bool>> seen(arrivals.size(), false);
+  std::vector<std::string> keys;
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < arrivals.size(); ++i) {
+    if (!Deduplicated(arrivals[i])) continue;
+    keys.push_back(arrivals[i].body.message_id());
+    positions.push_back(i);
+  }
+  if (keys.empty()) return seen;
+  auto entries = options_.store->GetAll(Family::kDedup, keys);
+  for (size_t k = 0; k < positions.size(); ++k) {
+    if (entries.ok()) {
+      seen[positions[k]] = (*entries)[k].has_value();
+    } else {
+      seen[positions[k]] = entries.status();
+    }
+  }
+  return seen;
+}
+
+void Committer::TakeArrival(Group& group, Arrival& arrival,
+                            const absl::StatusOr<bool>& seen_before) {
   const v1::Body& body = arrival.body;
   const std::string& id = body.message_id();
   // `record`, when given, holds the receipt that goes on the ack.
@@ -411,20 +448,13 @@ void Committer::TakeArrival(Group& group, Arrival& arrival) {
     options_.counters->Add("duplicates_dropped");
     return;
   }
-  // Receipts and undeliverable reports for this node change a sent state
-  // only while it is still open, so a second copy has no effect and needs
-  // no duplicate-detection entry: that saves a read and a write for every
-  // message this node sends.
-  const bool idempotent = body.recipient() == options_.self &&
-                          (body.kind() == v1::MESSAGE_KIND_RECEIPT ||
-                           body.kind() == v1::MESSAGE_KIND_UNDELIVERABLE);
+  const bool idempotent = !Deduplicated(arrival);
   if (!idempotent) {
-    auto seen = options_.store->Get(Family::kDedup, id);
-    if (!seen.ok()) {
-      reply(seen.status());
+    if (!seen_before.ok()) {
+      reply(seen_before.status());
       return;
     }
-    if (seen->has_value()) {
+    if (*seen_before) {
       // The first ack may have been lost: this one carries the same
       // receipt, if the first did.
       std::shared_ptr<store::v1::InboxRecord> record;

@@ -188,7 +188,15 @@ class Committer {
                std::vector<Arrival> arrivals,
                std::vector<VerdictBatch> verdicts,
                std::vector<PendingChange> changes);
-  void TakeArrival(Group& group, Arrival& arrival);
+  // Whether an arrival needs a duplicate-detection entry.
+  bool Deduplicated(const Arrival& arrival) const;
+  // For each arrival that needs one, whether its entry is there already;
+  // read for all of them at once.
+  std::vector<absl::StatusOr<bool>> SeenBefore(
+      const std::vector<Arrival>& arrivals) const;
+  // `seen_before` is what SeenBefore said of it.
+  void TakeArrival(Group& group, Arrival& arrival,
+                   const absl::StatusOr<bool>& seen_before);
   // Logs and counts a refusal after intake; returns `verdict`.
   absl::Status RefuseArrival(Group& group, const Arrival& arrival,
                              absl::Status verdict);

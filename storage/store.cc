@@ -605,6 +605,26 @@ absl::StatusOr<std::optional<std::string>> Store::Get(
   return std::optional<std::string>(value.ToString());
 }
 
+absl::StatusOr<std::vector<std::optional<std::string>>> Store::GetAll(
+    Family family, const std::vector<std::string>& keys) const {
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::string& key : keys) slices.emplace_back(key);
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  db_->MultiGet(rocksdb::ReadOptions(), Handle(family), keys.size(),
+                slices.data(), values.data(), statuses.data());
+  std::vector<std::optional<std::string>> found(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    CASELINK_RETURN_IF_ERROR(FromRocks(
+        statuses[i], absl::StrCat("reading ", keys.size(), " keys of ",
+                                  ToAbsl(FamilyName(family)), " in ", dir_)));
+    found[i] = values[i].ToString();
+  }
+  return found;
+}
+
 Batch Store::NewBatch() const { return Batch(this); }
 
 absl::Status Store::Commit(Batch& batch) {

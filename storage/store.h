@@ -214,6 +214,12 @@ class Store {
   [[nodiscard]] absl::StatusOr<std::optional<std::string>> Get(
       Family family, std::string_view key) const;
 
+  // The values stored under `keys`, in their order, each nullopt where
+  // there is none; one read of many keys costs less than a Get of each.
+  // An error if any read fails.
+  [[nodiscard]] absl::StatusOr<std::vector<std::optional<std::string>>> GetAll(
+      Family family, const std::vector<std::string>& keys) const;
+
   // A new, empty batch for this store.
   [[nodiscard]] Batch NewBatch() const;
 

@@ -528,6 +528,22 @@ TEST_F(AuditLogTest, PreviousInCaseChainsEachCase) {
   EXPECT_EQ(Stored(5).previous_in_case(), 3u);  // after event 2
 }
 
+TEST_F(AuditLogTest, GroupChainsCasesLoggedBeforeARestart) {
+  AppendAllOf({CaseEvent("a"), CaseEvent("b"), CaseEvent("a")});
+  // After a restart nothing of the cases is in memory: the group reads
+  // where each one's chain ends.
+  Reopen();
+  AppendAllOf({CaseEvent("b"), CaseEvent("c"), CaseEvent("a"), CaseEvent(""),
+               CaseEvent("b")});
+  AppendAllOf({CaseEvent("c"), CaseEvent("a")});
+  const uint64_t expected[] = {0, 0, 1, 2, 0, 3, 0, 4, 5, 6};
+  for (uint64_t i = 0; i < 10; ++i) {
+    EXPECT_EQ(Stored(i).previous_in_case(), expected[i]) << "event " << i;
+  }
+  EXPECT_EQ(log_->Find({.case_id = "a"}, std::nullopt, 100, 100).value(),
+            (std::vector<uint64_t>{0, 2, 5, 9}));
+}
+
 TEST_F(AuditLogTest, TimesNeverGoBackwards) {
   AppendOne(CaseEvent("a", kStart + absl::Seconds(10)));
   AppendOne(CaseEvent("a", kStart));  // the clock stepped back

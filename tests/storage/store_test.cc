@@ -276,6 +276,37 @@ TEST(StoreTest, BatchIsAtomicAndSurvivesReopen) {
               absl::StatusOr<std::optional<std::string>>(std::nullopt));
 }
 
+TEST(StoreTest, GetAllReadsManyKeysInTheirOrder) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("node");
+  std::unique_ptr<Store> store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  // One value in a table file and its blob file, one overwritten in the
+  // memtable, one deleted, one in another family.
+  Batch batch = store->NewBatch();
+  batch.Put(Family::kMessages, "flushed", std::string(4096, 'f'));
+  batch.Put(Family::kMessages, "deleted", "gone soon");
+  batch.Put(Family::kMessages, "changed", "first");
+  ASSERT_TRUE(store->Commit(batch).ok());
+  ASSERT_TRUE(store->Flush().ok());
+  batch.Put(Family::kMessages, "changed", "second");
+  batch.Delete(Family::kMessages, "deleted");
+  batch.Put(Family::kDedup, "elsewhere", "x");
+  ASSERT_TRUE(store->Commit(batch).ok());
+
+  using Values = std::vector<std::optional<std::string>>;
+  EXPECT_THAT(
+      store->GetAll(Family::kMessages, {"changed", "elsewhere", "flushed",
+                                        "deleted", "changed", "never"}),
+      absl::StatusOr<Values>(Values{"second", std::nullopt,
+                                    std::string(4096, 'f'), std::nullopt,
+                                    "second", std::nullopt}));
+  EXPECT_THAT(store->GetAll(Family::kDedup, {"elsewhere"}),
+              absl::StatusOr<Values>(Values{"x"}));
+  EXPECT_THAT(store->GetAll(Family::kMessages, {}),
+              absl::StatusOr<Values>(Values{}));
+}
+
 // A crash while a batch is being written leaves a torn record at the end of
 // the log; recovery must then drop the whole batch, not part of it.
 TEST(StoreTest, TornBatchIsDroppedWhole) {
