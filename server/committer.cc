@@ -78,6 +78,9 @@ struct Committer::Group {
   // Sent states read or changed in this group, by message id, and the ids
   // of those changed, each written once when the group is.
   absl::node_hash_map<std::string, SentState> sent;
+  // Serialized sent states read ahead from the store by FetchSent, by
+  // message id, for LoadSent to take.
+  absl::flat_hash_map<std::string, std::string> fetched_sent;
   absl::flat_hash_set<std::string> sent_changed;
   // What was put for each changed one: id and serialized state.
   std::vector<std::pair<std::string, std::string>> sent_written;
@@ -275,6 +278,7 @@ void Committer::Process(std::vector<Submission> submissions,
 
   // Verdicts first, so that a receipt in the same group finds the state
   // they leave.
+  FetchSent(group, verdicts);
   for (VerdictBatch& batch : verdicts) {
     for (HopVerdict& verdict : batch.verdicts) {
       TakeVerdict(group, verdict);
@@ -770,6 +774,31 @@ void Committer::RecordHopVerdict(Group& group, const HopVerdict& verdict,
   group.sent_changed.insert(verdict.message_id);
 }
 
+void Committer::FetchSent(Group& group,
+                          const std::vector<VerdictBatch>& verdicts) {
+  std::vector<std::string> ids;
+  std::vector<std::string> keys;
+  for (const VerdictBatch& batch : verdicts) {
+    for (const HopVerdict& verdict : batch.verdicts) {
+      const std::string& id = verdict.message_id;
+      if (!verdict.originated_here || recent_sent_.contains(id) ||
+          verdict.code == static_cast<int>(absl::StatusCode::kUnavailable)) {
+        continue;
+      }
+      ids.push_back(id);
+      keys.push_back(SentKey(id));
+    }
+  }
+  if (keys.empty()) return;
+  auto values = options_.store->GetAll(Family::kMessages, keys);
+  if (!values.ok()) return;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if ((*values)[i].has_value()) {
+      group.fetched_sent.try_emplace(ids[i], *std::move((*values)[i]));
+    }
+  }
+}
+
 absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
                                                const std::string& id) {
   auto it = group.sent.find(id);
@@ -778,6 +807,9 @@ absl::StatusOr<SentState*> Committer::LoadSent(Group& group,
   const std::string* bytes = nullptr;
   if (auto recent = recent_sent_.find(id); recent != recent_sent_.end()) {
     bytes = &recent->second;
+  } else if (auto fetched = group.fetched_sent.find(id);
+             fetched != group.fetched_sent.end()) {
+    bytes = &fetched->second;
   } else {
     CASELINK_ASSIGN_OR_RETURN(
         stored, options_.store->Get(Family::kMessages, SentKey(id)));

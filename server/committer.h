@@ -197,6 +197,10 @@ class Committer {
   // `seen_before` is what SeenBefore said of it.
   void TakeArrival(Group& group, Arrival& arrival,
                    const absl::StatusOr<bool>& seen_before);
+  // Reads the sent states that `verdicts` need and that LoadSent would
+  // otherwise read one by one, in one read, into the group. Leaves the
+  // reading, and reporting its error, to LoadSent if that read fails.
+  void FetchSent(Group& group, const std::vector<VerdictBatch>& verdicts);
   // Logs and counts a refusal after intake; returns `verdict`.
   absl::Status RefuseArrival(Group& group, const Arrival& arrival,
                              absl::Status verdict);

@@ -20,6 +20,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -29,6 +30,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/envelope.h"
 #include "gtest/gtest.h"
 
 namespace caselink {
@@ -208,6 +210,26 @@ TEST(CryptoTest, RandomBytesHaveTheRequestedLengthAndDiffer) {
   std::string b = RandomBytes(16);
   EXPECT_EQ(a.size(), 16u);
   EXPECT_NE(a, b);
+}
+
+TEST(CryptoTest, MessageIdsAreDistinctAcrossRefillsAndThreads) {
+  // More ids than one refill of random bytes gives, on two threads at once.
+  constexpr int kIds = 1000;
+  std::vector<std::string> first;
+  std::vector<std::string> second;
+  std::thread other([&second] {
+    for (int i = 0; i < kIds; ++i) second.push_back(NewMessageId());
+  });
+  for (int i = 0; i < kIds; ++i) first.push_back(NewMessageId());
+  other.join();
+  std::set<std::string> all;
+  for (const std::vector<std::string>* ids : {&first, &second}) {
+    for (const std::string& id : *ids) {
+      EXPECT_EQ(id.size(), kMessageIdSize);
+      all.insert(id);
+    }
+  }
+  EXPECT_EQ(all.size(), 2u * kIds);
 }
 
 // ---------------------------------------------------------------------------
