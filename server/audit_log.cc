@@ -422,17 +422,17 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
               Cat(TextIndexPrefix(kStatePrefix, event.state()), suffix), "");
   }
   // Peer and kind, which every event has, get one entry per group.
-  for (std::string prefix :
-       {event.peer().empty() ? std::string()
-                             : TextIndexPrefix(kPeerPrefix, event.peer()),
-        KindIndexPrefix(event.kind())}) {
-    if (prefix.empty()) continue;
+  auto add_to_group_entry = [&](std::string prefix) {
     if (totals) {
       batch.Put(Family::kAudit, Cat(prefix, suffix), "");
     } else {
       group_runs_[std::move(prefix)].push_back(index);
     }
+  };
+  if (!event.peer().empty()) {
+    add_to_group_entry(TextIndexPrefix(kPeerPrefix, event.peer()));
   }
+  add_to_group_entry(KindIndexPrefix(event.kind()));
   // Times never go backwards, so the first event at each time is enough
   // to find where a time range starts; a group stamped with one time
   // costs one entry.

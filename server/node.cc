@@ -420,7 +420,10 @@ void Node::KeepQueues() {
   while (!stopping_.WaitForNotificationWithTimeout(kQueueKeepInterval)) {
     bool drained = true;
     for (PeerLink* link : links_->All()) {
-      if (link->Snapshot().queued > 0) drained = false;
+      if (link->Snapshot().queued > 0) {
+        drained = false;
+        break;
+      }
     }
     if (!drained) continue;
     absl::StatusOr<bool> reclaimed =

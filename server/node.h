@@ -109,10 +109,10 @@ class Node final : public OutboxListener {
   void WatchTimeLimits();
   // Signs a tree head and witnesses the peers' logs, every audit
   // head_interval.
+  void WatchAuditLogs();
   // Gives back the disk space of queued envelopes once every queue has
   // drained.
   void KeepQueues();
-  void WatchAuditLogs();
 
   const NodeConfig config_;
   Logger* const log_;

@@ -721,8 +721,9 @@ TEST(TrustStoreTest, LeafFromUnknownCaIsRejected) {
   absl::Status status = store.VerifyChain(leaf, absl::FromTimeT(kNow));
   EXPECT_EQ(status.code(), absl::StatusCode::kUnauthenticated);
   EXPECT_EQ(status.message(),
-            "certificate CN=北京市司法局,O=Ministry of Justice is not signed "
-            "by a trusted CA: unable to get local issuer certificate");
+            "certificate CN=北京市司法局,O=Ministry of Justice is not "
+            "signed by a trusted CA: unable to get local issuer "
+            "certificate");
 }
 
 TEST(TrustStoreTest, LeafOfImpostorCaWithTrustedNameIsRejected) {
