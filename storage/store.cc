@@ -322,16 +322,18 @@ absl::Status InspectExisting(const std::string& dir) {
   return result;
 }
 
-rocksdb::DBOptions MakeDbOptions(const StoreOptions& options) {
+rocksdb::DBOptions MakeDbOptions(
+    const StoreOptions& options,
+    std::shared_ptr<rocksdb::WriteBufferManager> write_buffers) {
   rocksdb::DBOptions db;
   db.create_if_missing = true;
   db.create_missing_column_families = true;
   db.max_open_files = options.max_open_files;
-  // All memtables together stay within the budget: beyond it RocksDB
-  // flushes the largest, and once flushes fall behind it stalls writes
-  // until they catch up instead of letting memory grow.
-  db.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(
-      options.memtable_budget_bytes, /*cache=*/nullptr, /*allow_stall=*/true);
+  // All memtables together stay within the budget: once flushes fall that
+  // far behind, writes stall until they catch up instead of letting memory
+  // grow. Store::Commit starts the flushes, well before the budget is
+  // reached.
+  db.write_buffer_manager = std::move(write_buffers);
   // With several families the log can only be dropped once every family
   // has flushed past it; bounding it makes idle families flush too.
   db.max_total_wal_size = options.max_wal_bytes;
@@ -549,24 +551,30 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(
   descriptors.emplace_back(rocksdb::kDefaultColumnFamilyName,
                            MakeFamilyOptions(rocksdb::kDefaultColumnFamilyName,
                                              options, table_factory));
+  auto write_buffers = std::make_shared<rocksdb::WriteBufferManager>(
+      options.memtable_budget_bytes, /*cache=*/nullptr, /*allow_stall=*/true);
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* db = nullptr;
-  rocksdb::Status s = rocksdb::DB::Open(MakeDbOptions(options), dir,
-                                        descriptors, &handles, &db);
+  rocksdb::Status s = rocksdb::DB::Open(MakeDbOptions(options, write_buffers),
+                                        dir, descriptors, &handles, &db);
   if (IsLockConflict(s)) return LockedError(dir, s);
   CASELINK_RETURN_IF_ERROR(
       FromRocks(s, absl::StrCat("opening data directory ", dir)));
 
   // Phase 4: record or re-check the schema version.
-  std::unique_ptr<Store> store(new Store(dir, options, db, std::move(handles)));
+  std::unique_ptr<Store> store(new Store(dir, options, std::move(write_buffers),
+                                         db, std::move(handles)));
   CASELINK_RETURN_IF_ERROR(store->EnsureSchemaVersion());
   return store;
 }
 
-Store::Store(std::string dir, const StoreOptions& options, rocksdb::DB* db,
-             std::vector<rocksdb::ColumnFamilyHandle*> handles)
+Store::Store(std::string dir, const StoreOptions& options,
+             std::shared_ptr<rocksdb::WriteBufferManager> write_buffers,
+             rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles)
     : dir_(std::move(dir)),
       sync_writes_(options.sync_writes),
+      memtable_flush_bytes_(options.memtable_flush_bytes),
+      write_buffers_(std::move(write_buffers)),
       db_(db),
       handles_(std::move(handles)) {}
 
@@ -635,7 +643,33 @@ absl::Status Store::Commit(Batch& batch) {
       db_->Write(write_options, batch.rep_.get()),
       absl::StrCat("committing ", batch.size(), " writes in ", dir_)));
   batch.Clear();
+  if (write_buffers_->mutable_memtable_memory_usage() >=
+      memtable_flush_bytes_) {
+    FlushLargestMemtable();
+  }
   return absl::OkStatus();
+}
+
+void Store::FlushLargestMemtable() {
+  rocksdb::ColumnFamilyHandle* largest = nullptr;
+  uint64_t largest_bytes = 0;
+  for (rocksdb::ColumnFamilyHandle* handle : handles_) {
+    uint64_t bytes = 0;
+    if (db_->GetIntProperty(
+            handle, rocksdb::DB::Properties::kCurSizeActiveMemTable, &bytes) &&
+        bytes > largest_bytes) {
+      largest = handle;
+      largest_bytes = bytes;
+    }
+  }
+  if (largest == nullptr) return;
+  rocksdb::FlushOptions flush_options;
+  flush_options.wait = false;
+  flush_options.allow_write_stall = true;
+  // The commit before this is durable whatever becomes of the flush. A
+  // flush that cannot start now is asked for again at the next commit,
+  // and one that fails in the background fails the writes after it.
+  db_->Flush(flush_options, largest).PermitUncheckedError();
 }
 
 Cursor Store::NewCursor(Family family, std::string_view prefix,

@@ -24,6 +24,7 @@ namespace rocksdb {
 class ColumnFamilyHandle;
 class DB;
 class WriteBatch;
+class WriteBufferManager;
 }  // namespace rocksdb
 
 namespace caselink::storage {
@@ -69,8 +70,17 @@ struct StoreOptions {
   size_t write_buffer_bytes = size_t{16} << 20;
   int max_write_buffers = 2;
 
-  // All memtables of all families together; beyond it RocksDB flushes
-  // early, and writes wait while flushes catch up.
+  // Once the memtables being written, of all families together, hold this
+  // much, Commit() starts a flush of the largest of them. Memtables count
+  // their memory in blocks of an eighth of write_buffer_bytes, so every
+  // family written to holds at least one block.
+  size_t memtable_flush_bytes = size_t{16} << 20;
+
+  // All memtables together, those being flushed included: beyond it writes
+  // wait until flushes catch up. The room above the flush trigger is how
+  // far flushes may fall behind before writers notice. RocksDB's own
+  // trigger, at seven eighths of the budget, flushes the oldest memtable
+  // rather than the largest; it acts only if the one above does not.
   size_t memtable_budget_bytes = size_t{24} << 20;
 
   // The write-ahead log kept before every family is made to flush past its
@@ -226,7 +236,8 @@ class Store {
   // Applies every write in `batch` atomically, or none of them. With
   // sync_writes the log is on disk before this returns OK. On success the
   // batch is cleared for reuse; on failure it is left as it was. An empty
-  // batch commits trivially.
+  // batch commits trivially. Past StoreOptions::memtable_flush_bytes it
+  // starts a flush, which it does not wait for.
   [[nodiscard]] absl::Status Commit(Batch& batch);
 
   // A cursor over the keys of `family` starting with `prefix` (all keys when
@@ -270,14 +281,21 @@ class Store {
  private:
   friend class Batch;
 
-  Store(std::string dir, const StoreOptions& options, rocksdb::DB* db,
-        std::vector<rocksdb::ColumnFamilyHandle*> handles);
+  Store(std::string dir, const StoreOptions& options,
+        std::shared_ptr<rocksdb::WriteBufferManager> write_buffers,
+        rocksdb::DB* db, std::vector<rocksdb::ColumnFamilyHandle*> handles);
 
   [[nodiscard]] rocksdb::ColumnFamilyHandle* Handle(Family family) const;
   [[nodiscard]] absl::Status EnsureSchemaVersion();
+  // Starts a flush of the family whose memtable being written is largest,
+  // without waiting for it.
+  void FlushLargestMemtable();
 
   const std::string dir_;
   const bool sync_writes_;
+  const size_t memtable_flush_bytes_;
+  // The accounting of every memtable of this store; see StoreOptions.
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   std::unique_ptr<rocksdb::DB> db_;
   // One per Family in enum order, then the default family.
   std::vector<rocksdb::ColumnFamilyHandle*> handles_;

@@ -753,5 +753,61 @@ TEST(StoreTest, ReclaimingADrainedQueueGivesItsSpaceBack) {
   EXPECT_EQ(ScanKeys(*store, Family::kOutbox, "").size(), 0u);
 }
 
+// The number of table files `family` of the store in `dir` has now. The
+// store may be open: this reads the directory as a second, read-only
+// instance.
+uint64_t TableFiles(const std::string& dir, const std::string& family) {
+  std::unique_ptr<RawDb> raw = OpenRaw(dir, /*writable=*/false);
+  rocksdb::TablePropertiesCollection tables;
+  EXPECT_TRUE(
+      raw->db->GetPropertiesOfAllTables(raw->Family(family), &tables).ok());
+  return tables.size();
+}
+
+TEST(StoreTest, CommitFlushesTheLargestMemtableOnceAllHoldTheTrigger) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("node");
+  StoreOptions options;
+  // No family's memtable fills, and RocksDB's own flush trigger is far
+  // off: only the store's trigger can start a flush. Memtables count
+  // their memory in blocks of an eighth of their size, so the trigger is
+  // well above what a family with a few writes holds.
+  options.write_buffer_bytes = size_t{16} << 20;
+  options.memtable_flush_bytes = size_t{8} << 20;
+  options.memtable_budget_bytes = size_t{256} << 20;
+  auto opened = Store::Open(dir, options);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  std::unique_ptr<Store> store = std::move(opened).value();
+
+  Batch small = store->NewBatch();
+  small.Put(Family::kAudit, "l/one", std::string(20000, 'a'));
+  ASSERT_TRUE(store->Commit(small).ok());
+  // Below the blob size, so that the records stay in table files.
+  const std::string record(400, 'r');
+  uint64_t written = 0;
+  for (int commit = 0; commit < 125; ++commit) {
+    Batch batch = store->NewBatch();
+    for (int i = 0; i < 200; ++i) {
+      batch.Put(Family::kMessages, Key(written++), record);
+    }
+    ASSERT_TRUE(store->Commit(batch).ok());
+  }
+
+  uint64_t messages_tables = 0;
+  for (int tries = 0; tries < 100 && messages_tables == 0; ++tries) {
+    messages_tables = TableFiles(dir, "messages");
+    if (messages_tables == 0) ::usleep(100 * 1000);
+  }
+  EXPECT_GE(messages_tables, 1u);
+  EXPECT_EQ(TableFiles(dir, "audit"), 0u);
+  EXPECT_THAT(store->Get(Family::kMessages, Key(0)),
+              absl::StatusOr<std::optional<std::string>>(record));
+  EXPECT_THAT(store->Get(Family::kMessages, Key(written - 1)),
+              absl::StatusOr<std::optional<std::string>>(record));
+  EXPECT_THAT(
+      store->Get(Family::kAudit, "l/one"),
+      absl::StatusOr<std::optional<std::string>>(std::string(20000, 'a')));
+}
+
 }  // namespace
 }  // namespace caselink::storage
