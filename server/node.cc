@@ -14,10 +14,10 @@ namespace {
 constexpr std::string_view kNodeCodeKey = "node_code";
 
 constexpr absl::Duration kSweepInterval = absl::Hours(1);
-// How often empty queues are looked at, and how many writes since the
-// outbox's last flush make reclaiming their space worth a flush and a
-// compaction.
-constexpr absl::Duration kQueueKeepInterval = absl::Minutes(1);
+// How often the store's disk space is looked after (empty queues, blob
+// garbage), and how many writes since the outbox's last flush make
+// reclaiming the queues' space worth a flush and a compaction.
+constexpr absl::Duration kStoreKeepInterval = absl::Minutes(1);
 constexpr uint64_t kReclaimAfterWrites = 1000;
 // How long an envelope's stream may wait for a peer to give a signing
 // certificate.
@@ -229,7 +229,7 @@ absl::Status Node::Serve() {
   refresher_ = std::thread([this] { RefreshDirectory(); });
   limit_watcher_ = std::thread([this] { WatchTimeLimits(); });
   audit_watcher_ = std::thread([this] { WatchAuditLogs(); });
-  queue_keeper_ = std::thread([this] { KeepQueues(); });
+  store_keeper_ = std::thread([this] { KeepStore(); });
   log_->Info("node_started", {{"name", config_.name},
                               {"listen", config_.listen},
                               {"port", Cat(port_)},
@@ -416,8 +416,20 @@ void Node::SweepDedup() {
   }
 }
 
-void Node::KeepQueues() {
-  while (!stopping_.WaitForNotificationWithTimeout(kQueueKeepInterval)) {
+void Node::KeepStore() {
+  while (!stopping_.WaitForNotificationWithTimeout(kStoreKeepInterval)) {
+    absl::StatusOr<storage::BlobCleaning> cleaning =
+        store_->UpdateBlobCleaning();
+    if (!cleaning.ok()) {
+      log_->Error("blob_cleaning_not_updated",
+                  {{"error", cleaning.status().ToString()},
+                   {"next", "trying again in a minute"}});
+    } else if (cleaning->changed) {
+      log_->Info(
+          cleaning->on ? "blob_cleaning_started" : "blob_cleaning_stopped",
+          {{"blob_mib", Cat(cleaning->blob_bytes >> 20)},
+           {"garbage_mib", Cat(cleaning->garbage_bytes >> 20)}});
+    }
     bool drained = true;
     for (PeerLink* link : links_->All()) {
       if (link->Snapshot().queued > 0) {
@@ -471,7 +483,7 @@ void Node::Shutdown(absl::Duration grace) {
   if (sweeper_.joinable()) sweeper_.join();
   if (limit_watcher_.joinable()) limit_watcher_.join();
   if (audit_watcher_.joinable()) audit_watcher_.join();
-  if (queue_keeper_.joinable()) queue_keeper_.join();
+  if (store_keeper_.joinable()) store_keeper_.join();
   if (links_ != nullptr) links_->StopAll();
   if (committer_ != nullptr) committer_->Stop();
   links_.reset();

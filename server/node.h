@@ -110,9 +110,10 @@ class Node final : public OutboxListener {
   // Signs a tree head and witnesses the peers' logs, every audit
   // head_interval.
   void WatchAuditLogs();
-  // Gives back the disk space of queued envelopes once every queue has
+  // Every minute: switches the cleaning of blob files by their garbage,
+  // and gives back the disk space of queued envelopes once every queue has
   // drained.
-  void KeepQueues();
+  void KeepStore();
 
   const NodeConfig config_;
   Logger* const log_;
@@ -154,7 +155,7 @@ class Node final : public OutboxListener {
   std::thread refresher_;
   std::thread limit_watcher_;
   std::thread audit_watcher_;
-  std::thread queue_keeper_;
+  std::thread store_keeper_;
   int port_ = 0;
   // "created" or "opened", for the start-up log line.
   std::string store_state_;

@@ -20,6 +20,7 @@
 #include "rocksdb/env.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/iterator.h"
+#include "rocksdb/metadata.h"
 #include "rocksdb/options.h"
 #include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
@@ -425,14 +426,14 @@ rocksdb::ColumnFamilyOptions MakeFamilyOptions(
   }
   if (name == FamilyName(Family::kMessages)) {
     // Sealed envelopes do not compress, so compressing them is wasted
-    // work. Garbage collection moves what is still live out of the oldest
-    // blob files, so that space of overwritten records and of attachment
-    // pieces deleted after assembly comes back.
+    // work.
     cf.enable_blob_files = true;
     cf.min_blob_size = options.min_blob_bytes;
     cf.blob_file_size = uint64_t{64} << 20;
     cf.blob_compression_type = rocksdb::kNoCompression;
-    cf.enable_blob_garbage_collection = true;
+    // Off until its blob files hold enough garbage: see
+    // Store::UpdateBlobCleaning().
+    cf.enable_blob_garbage_collection = false;
   }
   return cf;
 }
@@ -574,6 +575,8 @@ Store::Store(std::string dir, const StoreOptions& options,
     : dir_(std::move(dir)),
       sync_writes_(options.sync_writes),
       memtable_flush_bytes_(options.memtable_flush_bytes),
+      blob_cleaning_start_(options.blob_cleaning_start),
+      blob_cleaning_stop_(options.blob_cleaning_stop),
       write_buffers_(std::move(write_buffers)),
       db_(db),
       handles_(std::move(handles)) {}
@@ -670,6 +673,33 @@ void Store::FlushLargestMemtable() {
   // flush that cannot start now is asked for again at the next commit,
   // and one that fails in the background fails the writes after it.
   db_->Flush(flush_options, largest).PermitUncheckedError();
+}
+
+absl::StatusOr<BlobCleaning> Store::UpdateBlobCleaning() {
+  rocksdb::ColumnFamilyHandle* handle = Handle(Family::kMessages);
+  rocksdb::ColumnFamilyMetaData meta;
+  db_->GetColumnFamilyMetaData(handle, &meta);
+  BlobCleaning cleaning;
+  for (const rocksdb::BlobMetaData& file : meta.blob_files) {
+    cleaning.blob_bytes += file.total_blob_bytes;
+    cleaning.garbage_bytes += file.garbage_blob_bytes;
+  }
+  const double garbage = static_cast<double>(cleaning.garbage_bytes);
+  const double bytes = static_cast<double>(cleaning.blob_bytes);
+  absl::MutexLock lock(&cleaning_mu_);
+  const bool on = cleaning_ ? garbage >= blob_cleaning_stop_ * bytes
+                            : cleaning.garbage_bytes > 0 &&
+                                  garbage >= blob_cleaning_start_ * bytes;
+  if (on != cleaning_) {
+    CASELINK_RETURN_IF_ERROR(FromRocks(
+        db_->SetOptions(handle, {{"enable_blob_garbage_collection",
+                                  on ? "true" : "false"}}),
+        absl::StrCat("switching the cleaning of blob files in ", dir_)));
+    cleaning_ = on;
+    cleaning.changed = true;
+  }
+  cleaning.on = cleaning_;
+  return cleaning;
 }
 
 Cursor Store::NewCursor(Family family, std::string_view prefix,

@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 
 namespace rocksdb {
 class ColumnFamilyHandle;
@@ -98,6 +99,25 @@ struct StoreOptions {
   // hold a receipt. Compactions, which the random message ids spread over
   // the whole family, then rewrite only keys and blob references.
   uint64_t min_blob_bytes = 512;
+
+  // Blob garbage: the bytes of values overwritten or deleted that their
+  // blob files still hold. Once it passes the first share of the family's
+  // blob bytes, compactions move the live values out of the oldest blob
+  // files so that those files go; once it falls below the second, they
+  // stop. See Store::UpdateBlobCleaning().
+  double blob_cleaning_start = 0.25;
+  double blob_cleaning_stop = 0.125;
+};
+
+// What Store::UpdateBlobCleaning() found and did.
+struct BlobCleaning {
+  // In the family's blob files, and of those the garbage.
+  uint64_t blob_bytes = 0;
+  uint64_t garbage_bytes = 0;
+  // Compactions move live values out of the oldest blob files.
+  bool on = false;
+  // This call switched it on or off.
+  bool changed = false;
 };
 
 class Store;
@@ -275,6 +295,16 @@ class Store {
   [[nodiscard]] absl::StatusOr<bool> ReclaimSpace(Family family,
                                                   uint64_t min_writes);
 
+  // Switches the cleaning of the messages family's blob files on or off by
+  // how much garbage they hold (StoreOptions::blob_cleaning_start and
+  // blob_cleaning_stop); it starts off. Inbox records and sent states are
+  // mostly written once, so cleaning all the time would copy, compaction
+  // after compaction, values that nothing changed; left off for good, the
+  // space of records rewritten and of attachment pieces deleted would stay
+  // for as long as any live value shares their file. Cheap: it reads the
+  // list of blob files. Call it now and then.
+  [[nodiscard]] absl::StatusOr<BlobCleaning> UpdateBlobCleaning();
+
   // The data directory, as given to Open().
   [[nodiscard]] const std::string& dir() const { return dir_; }
 
@@ -294,6 +324,12 @@ class Store {
   const std::string dir_;
   const bool sync_writes_;
   const size_t memtable_flush_bytes_;
+  const double blob_cleaning_start_;
+  const double blob_cleaning_stop_;
+  // Whether the messages family's blob files are being cleaned. Only
+  // UpdateBlobCleaning() touches it.
+  absl::Mutex cleaning_mu_;
+  bool cleaning_ ABSL_GUARDED_BY(cleaning_mu_) = false;
   // The accounting of every memtable of this store; see StoreOptions.
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   std::unique_ptr<rocksdb::DB> db_;

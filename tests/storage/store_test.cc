@@ -29,8 +29,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::Optional;
 
 // A fresh directory for one test, removed with everything in it afterwards.
@@ -807,6 +809,108 @@ TEST(StoreTest, CommitFlushesTheLargestMemtableOnceAllHoldTheTrigger) {
   EXPECT_THAT(
       store->Get(Family::kAudit, "l/one"),
       absl::StatusOr<std::optional<std::string>>(std::string(20000, 'a')));
+}
+
+// The names of the blob files in `dir`, oldest first.
+std::vector<std::string> BlobFileNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".blob") {
+      names.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(StoreTest, BlobFilesAreCleanedOnlyWhileTheirGarbageIsHigh) {
+  TempDir tmp;
+  const std::string dir = tmp.Sub("node");
+  std::unique_ptr<Store> store = OpenOrDie(dir);
+  ASSERT_NE(store, nullptr);
+  auto value = [](char prefix, int i, int version) {
+    return std::string(4000,
+                       static_cast<char>('a' + (prefix + i + version) % 26));
+  };
+  std::map<std::string, std::string> latest;
+  auto write = [&](char prefix, int from, int to, int version) {
+    Batch batch = store->NewBatch();
+    for (int i = from; i < to; ++i) {
+      std::string key = absl::StrCat(std::string(1, prefix), "/", 100 + i);
+      latest[key] = value(prefix, i, version);
+      batch.Put(Family::kMessages, key, latest[key]);
+    }
+    ASSERT_TRUE(store->Commit(batch).ok());
+  };
+  // Flushes and compacts the family. A write at each end of the keys
+  // makes the compaction take in every table file.
+  int round = 0;
+  auto compact = [&] {
+    ++round;
+    write('a', 0, 1, round);
+    write('d', 39, 40, round);
+    ASSERT_THAT(store->ReclaimSpace(Family::kMessages, 0),
+                absl::StatusOr<bool>(true));
+  };
+  // Four blob files of 40 values each, nothing overwritten.
+  for (char prefix : {'a', 'b', 'c', 'd'}) {
+    write(prefix, 0, 40, 0);
+    ASSERT_TRUE(store->Flush().ok());
+  }
+  const std::string oldest = BlobFileNames(dir).front();
+  absl::StatusOr<BlobCleaning> cleaning = store->UpdateBlobCleaning();
+  ASSERT_TRUE(cleaning.ok()) << cleaning.status();
+  // Each value with its key and record header.
+  EXPECT_GE(cleaning->blob_bytes, 160u * 4000);
+  EXPECT_LT(cleaning->blob_bytes, 160u * 4100);
+  EXPECT_EQ(cleaning->garbage_bytes, 0u);
+  EXPECT_FALSE(cleaning->on);
+  EXPECT_FALSE(cleaning->changed);
+
+  // Most of the oldest file overwritten: under a quarter of all the blob
+  // bytes, so nothing is cleaned and the oldest file stays.
+  write('a', 1, 30, 1);
+  compact();
+  cleaning = store->UpdateBlobCleaning();
+  ASSERT_TRUE(cleaning.ok()) << cleaning.status();
+  EXPECT_GT(cleaning->garbage_bytes, 0u);
+  EXPECT_LT(cleaning->garbage_bytes * 4, cleaning->blob_bytes);
+  EXPECT_FALSE(cleaning->on);
+  EXPECT_FALSE(cleaning->changed);
+  compact();
+  EXPECT_THAT(BlobFileNames(dir), Contains(oldest));
+
+  // Past a quarter: cleaning starts, and the next compaction moves the
+  // oldest file's live values out so that it goes.
+  write('b', 0, 30, 1);
+  compact();
+  cleaning = store->UpdateBlobCleaning();
+  ASSERT_TRUE(cleaning.ok()) << cleaning.status();
+  EXPECT_GE(cleaning->garbage_bytes * 4, cleaning->blob_bytes);
+  EXPECT_TRUE(cleaning->on);
+  EXPECT_TRUE(cleaning->changed);
+  const uint64_t garbage_before = cleaning->garbage_bytes;
+  compact();
+  EXPECT_THAT(BlobFileNames(dir), Not(Contains(oldest)));
+  cleaning = store->UpdateBlobCleaning();
+  ASSERT_TRUE(cleaning.ok()) << cleaning.status();
+  EXPECT_LT(cleaning->garbage_bytes, garbage_before);
+
+  // Below an eighth: cleaning stops.
+  for (int tries = 0; tries < 10 && cleaning->on; ++tries) {
+    compact();
+    cleaning = store->UpdateBlobCleaning();
+    ASSERT_TRUE(cleaning.ok()) << cleaning.status();
+  }
+  EXPECT_FALSE(cleaning->on);
+  EXPECT_TRUE(cleaning->changed);
+  EXPECT_LT(cleaning->garbage_bytes * 8, cleaning->blob_bytes);
+
+  for (const auto& [key, expected] : latest) {
+    EXPECT_THAT(store->Get(Family::kMessages, key),
+                absl::StatusOr<std::optional<std::string>>(expected))
+        << key;
+  }
 }
 
 }  // namespace
