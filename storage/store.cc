@@ -687,9 +687,8 @@ absl::StatusOr<BlobCleaning> Store::UpdateBlobCleaning() {
   const double garbage = static_cast<double>(cleaning.garbage_bytes);
   const double bytes = static_cast<double>(cleaning.blob_bytes);
   absl::MutexLock lock(&cleaning_mu_);
-  const bool on = cleaning_ ? garbage >= blob_cleaning_stop_ * bytes
-                            : cleaning.garbage_bytes > 0 &&
-                                  garbage >= blob_cleaning_start_ * bytes;
+  const double share = cleaning_ ? blob_cleaning_stop_ : blob_cleaning_start_;
+  const bool on = cleaning.garbage_bytes > 0 && garbage >= share * bytes;
   if (on != cleaning_) {
     CASELINK_RETURN_IF_ERROR(FromRocks(
         db_->SetOptions(handle, {{"enable_blob_garbage_collection",
