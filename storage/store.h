@@ -301,8 +301,8 @@ class Store {
   // mostly written once, so cleaning all the time would copy, compaction
   // after compaction, values that nothing changed; left off for good, the
   // space of records rewritten and of attachment pieces deleted would stay
-  // for as long as any live value shares their file. Cheap: it reads the
-  // list of blob files. Call it now and then.
+  // for as long as any live value shares their file. It reads only the
+  // store's list of files, not the files: call it now and then.
   [[nodiscard]] absl::StatusOr<BlobCleaning> UpdateBlobCleaning();
 
   // The data directory, as given to Open().
