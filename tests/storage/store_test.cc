@@ -138,13 +138,21 @@ std::map<std::string, std::string> Snapshot(const std::string& dir) {
   return files;
 }
 
+// The names of the blob files in `dir`, oldest first.
+std::vector<std::string> BlobFileNames(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() == ".blob") {
+      names.push_back(entry.path().filename().string());
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 // The number of blob files in `dir`.
 int BlobFiles(const std::string& dir) {
-  int files = 0;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".blob") ++files;
-  }
-  return files;
+  return static_cast<int>(BlobFileNames(dir).size());
 }
 
 std::string Key(uint64_t value) {
@@ -809,18 +817,6 @@ TEST(StoreTest, CommitFlushesTheLargestMemtableOnceAllHoldTheTrigger) {
   EXPECT_THAT(
       store->Get(Family::kAudit, "l/one"),
       absl::StatusOr<std::optional<std::string>>(std::string(20000, 'a')));
-}
-
-// The names of the blob files in `dir`, oldest first.
-std::vector<std::string> BlobFileNames(const std::string& dir) {
-  std::vector<std::string> names;
-  for (const fs::directory_entry& entry : fs::directory_iterator(dir)) {
-    if (entry.path().extension() == ".blob") {
-      names.push_back(entry.path().filename().string());
-    }
-  }
-  std::sort(names.begin(), names.end());
-  return names;
 }
 
 TEST(StoreTest, BlobFilesAreCleanedOnlyWhileTheirGarbageIsHigh) {
