@@ -1,6 +1,8 @@
 #include "core/envelope.h"
 
 #include "absl/status/status.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "core/merkle.h"
 #include "core/status_macros.h"
 #include "core/strings.h"
@@ -26,16 +28,24 @@ std::string BatchSignedMessage(uint64_t tree_size, std::string_view root) {
 
 std::string NewMessageId() {
   // Random bytes for 256 ids at a time: each RAND_bytes call costs far more
-  // in locking and checks than the 16 bytes it would give.
-  constexpr size_t kPoolSize = 256 * kMessageIdSize;
+  // in locking and checks than the bytes it would give.
+  constexpr size_t kRandomSize = kMessageIdSize - kMessageIdTimeSize;
+  constexpr size_t kPoolSize = 256 * kRandomSize;
   thread_local std::string pool;
   thread_local size_t used = 0;
   if (used == pool.size()) {
     pool = RandomBytes(kPoolSize);
     used = 0;
   }
-  std::string id = pool.substr(used, kMessageIdSize);
-  used += kMessageIdSize;
+  const uint64_t millis =
+      static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  std::string id;
+  id.reserve(kMessageIdSize);
+  for (int shift = 8 * (kMessageIdTimeSize - 1); shift >= 0; shift -= 8) {
+    id.push_back(static_cast<char>((millis >> shift) & 0xff));
+  }
+  id.append(pool, used, kRandomSize);
+  used += kRandomSize;
   return id;
 }
 

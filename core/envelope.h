@@ -24,8 +24,16 @@ namespace caselink {
 
 // Size of a message id in bytes.
 inline constexpr size_t kMessageIdSize = 16;
+// Leading bytes of an id made by NewMessageId that hold its creation time.
+inline constexpr size_t kMessageIdTimeSize = 6;
 
-// A fresh random message id.
+// A fresh message id: the creation time in milliseconds since the Unix
+// epoch, as kMessageIdTimeSize big-endian bytes, then random bytes (80
+// bits). Ids made later sort after those made earlier, so that the keys a
+// store holds by message id are written in nearly ascending order and its
+// compactions can move whole files instead of rewriting them. Nothing
+// relies on the order for correctness: an id from a peer may be any 16
+// bytes.
 std::string NewMessageId();
 
 // Lower-case hex of a message id, for logs and the CLI.

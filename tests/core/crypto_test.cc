@@ -29,6 +29,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "core/envelope.h"
 #include "gtest/gtest.h"
@@ -230,6 +231,32 @@ TEST(CryptoTest, MessageIdsAreDistinctAcrossRefillsAndThreads) {
     }
   }
   EXPECT_EQ(all.size(), 2u * kIds);
+}
+
+uint64_t IdMillis(const std::string& id) {
+  uint64_t millis = 0;
+  for (size_t i = 0; i < kMessageIdTimeSize; ++i) {
+    millis = (millis << 8) | static_cast<unsigned char>(id[i]);
+  }
+  return millis;
+}
+
+TEST(CryptoTest, MessageIdsStartWithTheirCreationTimeAndSortByIt) {
+  const auto before = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  const std::string first = NewMessageId();
+  const auto after = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  EXPECT_GE(IdMillis(first), before);
+  EXPECT_LE(IdMillis(first), after);
+
+  // Ids of later milliseconds sort after it, byte by byte as a store
+  // orders its keys.
+  absl::SleepFor(absl::Milliseconds(2));
+  std::vector<std::string> later;
+  for (int i = 0; i < 300; ++i) later.push_back(NewMessageId());
+  for (const std::string& id : later) {
+    EXPECT_GT(IdMillis(id), IdMillis(first));
+    EXPECT_GT(id, first);
+  }
 }
 
 // ---------------------------------------------------------------------------
