@@ -914,4 +914,31 @@ std::string Committer::Queue(Group& group, const std::string& peer,
   return key;
 }
 
+absl::StatusOr<uint64_t> SweepDuplicateEntries(
+    storage::Store& store, uint64_t now_micros,
+    const std::function<bool()>& go_on, size_t batch_limit) {
+  uint64_t deleted = 0;
+  storage::Batch batch = store.NewBatch();
+  absl::Status committed = absl::OkStatus();
+  absl::Status scanned = store.Scan(
+      Family::kDedup, "", [&](std::string_view key, std::string_view value) {
+        std::optional<uint64_t> expiry = storage::ReadUint64BE(&value);
+        if (expiry.has_value() && *expiry < now_micros) {
+          batch.Delete(Family::kDedup, key);
+        }
+        if (batch.size() >= batch_limit) {
+          const size_t size = batch.size();
+          committed = store.Commit(batch);
+          if (!committed.ok()) return false;
+          deleted += size;
+        }
+        return go_on();
+      });
+  CASELINK_RETURN_IF_ERROR(committed);
+  CASELINK_RETURN_IF_ERROR(scanned);
+  const size_t size = batch.size();
+  CASELINK_RETURN_IF_ERROR(store.Commit(batch));
+  return deleted + size;
+}
+
 }  // namespace caselink::server

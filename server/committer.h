@@ -258,6 +258,15 @@ class Committer {
   std::thread thread_;
 };
 
+// Deletes the duplicate-detection entries that expire before `now_micros`,
+// committing every `batch_limit` deletions, so that a sweep holds a bounded
+// batch however many entries expire at once. Stops between entries once
+// `go_on` returns false; what it deleted until then stays deleted. An entry
+// whose expiry does not parse is kept. Returns how many were deleted.
+[[nodiscard]] absl::StatusOr<uint64_t> SweepDuplicateEntries(
+    storage::Store& store, uint64_t now_micros,
+    const std::function<bool()>& go_on, size_t batch_limit = 4096);
+
 }  // namespace caselink::server
 
 #endif  // CASELINK_SERVER_COMMITTER_H_

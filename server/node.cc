@@ -395,23 +395,13 @@ void Node::RefreshDirectory() {
 void Node::SweepDedup() {
   while (!stopping_.WaitForNotificationWithTimeout(kSweepInterval)) {
     const uint64_t now = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
-    storage::Batch batch = store_->NewBatch();
-    absl::Status scanned = store_->Scan(
-        storage::Family::kDedup, "",
-        [&](std::string_view key, std::string_view value) {
-          std::optional<uint64_t> expiry = storage::ReadUint64BE(&value);
-          if (expiry.has_value() && *expiry < now) {
-            batch.Delete(storage::Family::kDedup, key);
-          }
-          return !stopping_.HasBeenNotified();
-        });
-    size_t expired = batch.size();
-    absl::Status committed = scanned.ok() ? store_->Commit(batch) : scanned;
-    if (!committed.ok()) {
-      log_->Error("dedup_sweep_failed", {{"error", committed.ToString()},
+    absl::StatusOr<uint64_t> expired = SweepDuplicateEntries(
+        *store_, now, [this] { return !stopping_.HasBeenNotified(); });
+    if (!expired.ok()) {
+      log_->Error("dedup_sweep_failed", {{"error", expired.status().ToString()},
                                          {"next", "retrying in an hour"}});
-    } else if (expired > 0) {
-      log_->Info("dedup_swept", {{"expired", Cat(expired)}});
+    } else if (*expired > 0) {
+      log_->Info("dedup_swept", {{"expired", Cat(*expired)}});
     }
   }
 }
