@@ -37,12 +37,12 @@ std::string NewMessageId() {
     pool = RandomBytes(kPoolSize);
     used = 0;
   }
-  const uint64_t millis =
-      static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  const uint64_t micros =
+      static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
   std::string id;
   id.reserve(kMessageIdSize);
   for (int shift = 8 * (kMessageIdTimeSize - 1); shift >= 0; shift -= 8) {
-    id.push_back(static_cast<char>((millis >> shift) & 0xff));
+    id.push_back(static_cast<char>((micros >> shift) & 0xff));
   }
   id.append(pool, used, kRandomSize);
   used += kRandomSize;

@@ -25,10 +25,10 @@ namespace caselink {
 // Size of a message id in bytes.
 inline constexpr size_t kMessageIdSize = 16;
 // Leading bytes of an id made by NewMessageId that hold its creation time.
-inline constexpr size_t kMessageIdTimeSize = 6;
+inline constexpr size_t kMessageIdTimeSize = 8;
 
-// A fresh message id: the creation time in milliseconds since the Unix
-// epoch, as kMessageIdTimeSize big-endian bytes, then random bytes (80
+// A fresh message id: the creation time in microseconds since the Unix
+// epoch, as kMessageIdTimeSize big-endian bytes, then random bytes (64
 // bits). Ids made later sort after those made earlier, so that the keys a
 // store holds by message id are written in nearly ascending order and its
 // compactions can move whole files instead of rewriting them. Nothing

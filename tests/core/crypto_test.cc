@@ -233,28 +233,28 @@ TEST(CryptoTest, MessageIdsAreDistinctAcrossRefillsAndThreads) {
   EXPECT_EQ(all.size(), 2u * kIds);
 }
 
-uint64_t IdMillis(const std::string& id) {
-  uint64_t millis = 0;
+uint64_t IdMicros(const std::string& id) {
+  uint64_t micros = 0;
   for (size_t i = 0; i < kMessageIdTimeSize; ++i) {
-    millis = (millis << 8) | static_cast<unsigned char>(id[i]);
+    micros = (micros << 8) | static_cast<unsigned char>(id[i]);
   }
-  return millis;
+  return micros;
 }
 
 TEST(CryptoTest, MessageIdsStartWithTheirCreationTimeAndSortByIt) {
-  const auto before = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  const auto before = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
   const std::string first = NewMessageId();
-  const auto after = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
-  EXPECT_GE(IdMillis(first), before);
-  EXPECT_LE(IdMillis(first), after);
+  const auto after = static_cast<uint64_t>(absl::ToUnixMicros(absl::Now()));
+  EXPECT_GE(IdMicros(first), before);
+  EXPECT_LE(IdMicros(first), after);
 
-  // Ids of later milliseconds sort after it, byte by byte as a store
+  // Ids made later sort after it, byte by byte as a store
   // orders its keys.
   absl::SleepFor(absl::Milliseconds(2));
   std::vector<std::string> later;
   for (int i = 0; i < 300; ++i) later.push_back(NewMessageId());
   for (const std::string& id : later) {
-    EXPECT_GT(IdMillis(id), IdMillis(first));
+    EXPECT_GT(IdMicros(id), IdMicros(first));
     EXPECT_GT(id, first);
   }
 }
