@@ -248,8 +248,7 @@ TEST(CryptoTest, MessageIdsStartWithTheirCreationTimeAndSortByIt) {
   EXPECT_GE(IdMicros(first), before);
   EXPECT_LE(IdMicros(first), after);
 
-  // Ids made later sort after it, byte by byte as a store
-  // orders its keys.
+  // Ids made later sort after it, byte by byte, as a store orders keys.
   absl::SleepFor(absl::Milliseconds(2));
   std::vector<std::string> later;
   for (int i = 0; i < 300; ++i) later.push_back(NewMessageId());
