@@ -919,6 +919,12 @@ absl::StatusOr<uint64_t> SweepDuplicateEntries(
     const std::function<bool()>& go_on, size_t batch_limit) {
   uint64_t deleted = 0;
   storage::Batch batch = store.NewBatch();
+  auto commit = [&]() -> absl::Status {
+    const size_t size = batch.size();
+    CASELINK_RETURN_IF_ERROR(store.Commit(batch));
+    deleted += size;
+    return absl::OkStatus();
+  };
   absl::Status committed = absl::OkStatus();
   absl::Status scanned = store.Scan(
       Family::kDedup, "", [&](std::string_view key, std::string_view value) {
@@ -927,18 +933,15 @@ absl::StatusOr<uint64_t> SweepDuplicateEntries(
           batch.Delete(Family::kDedup, key);
         }
         if (batch.size() >= batch_limit) {
-          const size_t size = batch.size();
-          committed = store.Commit(batch);
+          committed = commit();
           if (!committed.ok()) return false;
-          deleted += size;
         }
         return go_on();
       });
   CASELINK_RETURN_IF_ERROR(committed);
   CASELINK_RETURN_IF_ERROR(scanned);
-  const size_t size = batch.size();
-  CASELINK_RETURN_IF_ERROR(store.Commit(batch));
-  return deleted + size;
+  CASELINK_RETURN_IF_ERROR(commit());
+  return deleted;
 }
 
 }  // namespace caselink::server
