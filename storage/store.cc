@@ -348,6 +348,14 @@ rocksdb::DBOptions MakeDbOptions(
       rocksdb::Env::Priority::LOW, rocksdb::CpuPriority::kLow);
   rocksdb::Env::Default()->LowerThreadPoolCPUPriority(
       rocksdb::Env::Priority::HIGH, rocksdb::CpuPriority::kLow);
+  // Flushes and compactions write files of up to 64 MiB through the page
+  // cache. Left alone, the kernel writes such a file out in one burst when
+  // it is synced at the end, and a commit's sync of the log, queued behind
+  // it at the disk, waits tens of milliseconds. Handing the file to the
+  // disk a megabyte at a time, never more than that outstanding, keeps the
+  // queue short.
+  db.bytes_per_sync = uint64_t{1} << 20;
+  db.strict_bytes_per_sync = true;
   db.keep_log_file_num = 4;
   db.max_log_file_size = size_t{4} << 20;
   return db;
