@@ -10,6 +10,12 @@
 // record's updated_at, node clock) minus the time the client started its
 // SubmitMessage call; both clocks are this machine's wall clock.
 //
+// Beside the default run a separate thread appends 4 KiB to a file of its
+// own on the nodes' disk and syncs it, every 10 ms, timing each sync: what
+// any writer there would have seen. The run reports those times, and the
+// spells in which messages were slow, so that a latency tail can be set
+// against a stall of the disk itself.
+//
 // --queued-mode stops Xiamen first, submits N messages (a million unless
 // told otherwise) into Tong'an's outbox, reports what that costs Tong'an in
 // memory and disk, then starts Xiamen again and times the drain.
@@ -17,6 +23,7 @@
 // Every wait is bounded; the program stops by itself and exits non-zero
 // with a reason when a phase fails or stalls. The last line of output is a
 // JSON summary for scripts.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -25,21 +32,26 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -109,6 +121,8 @@ struct BenchOptions {
   absl::Duration phase_timeout = absl::Minutes(15);
   // A wait for receipts fails when the count stops moving this long.
   absl::Duration stall_timeout = absl::Seconds(60);
+  // How often the disk probe syncs; zero turns it off.
+  absl::Duration disk_probe_interval = absl::Milliseconds(10);
 };
 
 constexpr char kUsage[] =
@@ -116,7 +130,8 @@ constexpr char kUsage[] =
     "                      [--batch B] [--max-undelivered U] [--rate R]\n"
     "                      [--queued-mode] [--no-drain]\n"
     "                      [--sign-alg ecdsa-p256|ed25519|sm2]\n"
-    "                      [--timeout-s T] [--stall-timeout-s T]\n";
+    "                      [--timeout-s T] [--stall-timeout-s T]\n"
+    "                      [--disk-probe-ms P]\n";
 
 template <typename T>
 absl::StatusOr<T> ParseNumber(std::string_view flag, std::string_view text) {
@@ -165,6 +180,9 @@ absl::Status ApplyValueFlag(std::string_view flag, std::string_view value,
     CASELINK_ASSIGN_OR_RETURN(int64_t seconds,
                               ParseNumber<int64_t>(flag, value));
     options.stall_timeout = absl::Seconds(seconds);
+  } else if (flag == "--disk-probe-ms") {
+    CASELINK_ASSIGN_OR_RETURN(int64_t ms, ParseNumber<int64_t>(flag, value));
+    options.disk_probe_interval = absl::Milliseconds(ms);
   } else {
     return absl::InvalidArgumentError(Cat("unknown flag ", flag));
   }
@@ -319,6 +337,92 @@ DiskUsage MeasureDisk(const std::string& dir) {
 
 // Random bytes that payloads are cut from, so that neither gRPC nor
 // RocksDB's block compression sees unrealistically repetitive data.
+// The disk probe described at the top. Sampling starts with Start() and
+// ends with Stop(); the file is restarted from empty every 64 MiB.
+class DiskProbe {
+ public:
+  struct Sample {
+    absl::Time started;
+    double sync_ms;
+  };
+
+  DiskProbe(std::string path, absl::Duration interval)
+      : path_(std::move(path)), interval_(interval) {}
+  DiskProbe(const DiskProbe&) = delete;
+  DiskProbe& operator=(const DiskProbe&) = delete;
+  ~DiskProbe() { Join(); }
+
+  absl::Status Start() {
+    fd_ = open(path_.c_str(), O_CREAT | O_WRONLY | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd_ < 0) {
+      return absl::InternalError(
+          Cat("disk probe: cannot create ", path_, ": ", strerror(errno)));
+    }
+    thread_ = std::thread([this] { Loop(); });
+    return absl::OkStatus();
+  }
+
+  // Returns the samples; a failed write or sync ends them early and is
+  // reported as the error.
+  absl::StatusOr<std::vector<Sample>> Stop() {
+    Join();
+    if (!error_.ok()) return error_;
+    return std::move(samples_);
+  }
+
+ private:
+  void Join() {
+    if (thread_.joinable()) {
+      stop_.store(true);
+      thread_.join();
+    }
+    if (fd_ >= 0) {
+      close(fd_);
+      fd_ = -1;
+    }
+  }
+
+  static constexpr off_t kRestartBytes = off_t{64} << 20;
+
+  void Loop() {
+    const std::string block(4096, 'p');
+    off_t written = 0;
+    absl::Time next = absl::Now();
+    while (!stop_.load()) {
+      if (written >= kRestartBytes) {
+        // Truncating is metadata work of its own: not a sample.
+        if (ftruncate(fd_, 0) != 0 || lseek(fd_, 0, SEEK_SET) != 0) {
+          error_ = absl::InternalError(Cat("disk probe: cannot truncate ",
+                                           path_, ": ", strerror(errno)));
+          return;
+        }
+        written = 0;
+      }
+      absl::Time started = absl::Now();
+      if (write(fd_, block.data(), block.size()) !=
+              static_cast<ssize_t>(block.size()) ||
+          fdatasync(fd_) != 0) {
+        error_ = absl::InternalError(
+            Cat("disk probe: cannot write ", path_, ": ", strerror(errno)));
+        return;
+      }
+      samples_.push_back(
+          {started, absl::ToDoubleMilliseconds(absl::Now() - started)});
+      written += static_cast<off_t>(block.size());
+      next = std::max(next + interval_, absl::Now());
+      absl::SleepFor(next - absl::Now());
+    }
+  }
+
+  std::string path_;
+  absl::Duration interval_;
+  int fd_ = -1;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::vector<Sample> samples_;
+  absl::Status error_;
+};
+
 class PayloadSource {
  public:
   explicit PayloadSource(size_t payload_bytes)
@@ -668,6 +772,7 @@ absl::StatusOr<absl::Time> WaitDelivered(client::NodeClient& sender,
 // Per-message delivery latencies, from the sender's sent records.
 struct DeliveryFigures {
   std::vector<double> latency_ms;
+  std::vector<absl::Time> started;  // Of the same messages, in order.
   absl::Time last_delivery = absl::InfinitePast();
 };
 
@@ -700,6 +805,7 @@ absl::StatusOr<DeliveryFigures> CollectDeliveries(client::NodeClient& sender,
       figures.last_delivery = std::max(figures.last_delivery, delivered);
       figures.latency_ms.push_back(
           absl::ToDoubleMilliseconds(delivered - it->second));
+      figures.started.push_back(it->second);
     }
     token = page.next_page_token();
   } while (!token.empty());
@@ -874,12 +980,12 @@ void ReportUsage(const RunUsage& before, const RunUsage& after,
   json.Add("other_load_cores", other, 2);
 }
 
-void ReportDeliveries(DeliveryFigures figures, const SubmitRun& run,
+void ReportDeliveries(const DeliveryFigures& figures, const SubmitRun& run,
                       int64_t messages, JsonSummary& json) {
   double seconds =
       absl::ToDoubleSeconds(figures.last_delivery - run.first_start);
   double rate = static_cast<double>(messages) / seconds;
-  Percentiles latency = Summarize(std::move(figures.latency_ms));
+  Percentiles latency = Summarize(figures.latency_ms);
   std::printf(
       "delivery: %lld receipts verified in %.2f s = %.0f msg/s\n"
       "submit-to-receipt latency: p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, "
@@ -891,6 +997,80 @@ void ReportDeliveries(DeliveryFigures figures, const SubmitRun& run,
   json.Add("p90_ms", latency.p90, 3);
   json.Add("p99_ms", latency.p99, 3);
   json.Add("max_ms", latency.max, 3);
+}
+
+// Messages slower than the latency target, and disk syncs slow enough to
+// make a message so.
+constexpr double kSlowMessageMs = 50;
+constexpr double kSlowSyncMs = 30;
+constexpr absl::Duration kSpell = absl::Milliseconds(250);
+constexpr size_t kMaxListed = 8;
+
+// Which spells of the run (by when a message was submitted) held messages
+// slower than kSlowMessageMs, and how slow the worst of each was.
+void ReportSlowSpells(const DeliveryFigures& figures, absl::Time t0,
+                      JsonSummary& json) {
+  struct Spell {
+    int64_t slow = 0;
+    double worst_ms = 0;
+  };
+  std::map<int64_t, Spell> spells;
+  int64_t slow = 0;
+  for (size_t i = 0; i < figures.latency_ms.size(); ++i) {
+    if (figures.latency_ms[i] <= kSlowMessageMs) continue;
+    ++slow;
+    Spell& spell = spells[(figures.started[i] - t0) / kSpell];
+    ++spell.slow;
+    spell.worst_ms = std::max(spell.worst_ms, figures.latency_ms[i]);
+  }
+  std::printf("messages over %.0f ms: %lld", kSlowMessageMs,
+              static_cast<long long>(slow));
+  size_t listed = 0;
+  for (const auto& [index, spell] : spells) {
+    if (listed++ == kMaxListed) {
+      std::printf(", ...");
+      break;
+    }
+    double from = absl::ToDoubleSeconds(index * kSpell);
+    std::printf("%s %.2f-%.2f s: %lld, worst %.0f ms", listed == 1 ? ";" : ",",
+                from, from + absl::ToDoubleSeconds(kSpell),
+                static_cast<long long>(spell.slow), spell.worst_ms);
+  }
+  std::printf(" (by submission time)\n");
+  json.Add("slow_messages", static_cast<double>(slow), 0);
+}
+
+void ReportDisk(const std::vector<DiskProbe::Sample>& samples,
+                absl::Duration interval, absl::Time t0, JsonSummary& json) {
+  std::vector<double> sync_ms;
+  sync_ms.reserve(samples.size());
+  std::string slow_list;
+  size_t slow = 0;
+  for (const DiskProbe::Sample& sample : samples) {
+    sync_ms.push_back(sample.sync_ms);
+    if (sample.sync_ms < kSlowSyncMs) continue;
+    if (++slow <= kMaxListed) {
+      char text[64];
+      std::snprintf(text, sizeof(text), "%s %.0f ms at %.2f s",
+                    slow == 1 ? ":" : ",", sample.sync_ms,
+                    absl::ToDoubleSeconds(sample.started - t0));
+      slow_list += text;
+    } else if (slow == kMaxListed + 1) {
+      slow_list += ", ...";
+    }
+  }
+  Percentiles disk = Summarize(std::move(sync_ms));
+  std::printf(
+      "disk, as a separate writer saw it (4 KiB appended and synced every "
+      "%lld ms, %zu times): p50 %.2f ms, p99 %.2f ms, max %.2f ms; %zu "
+      "syncs of %.0f ms or more%s\n",
+      static_cast<long long>(absl::ToInt64Milliseconds(interval)),
+      samples.size(), disk.p50, disk.p99, disk.max, slow, kSlowSyncMs,
+      slow_list.c_str());
+  json.Add("disk_sync_p50_ms", disk.p50, 3);
+  json.Add("disk_sync_p99_ms", disk.p99, 3);
+  json.Add("disk_sync_max_ms", disk.max, 3);
+  json.Add("disk_slow_syncs", static_cast<double>(slow), 0);
 }
 
 // The default mode: submit, wait for every receipt, report latencies.
@@ -905,6 +1085,11 @@ absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
         CASELINK_ASSIGN_OR_RETURN(SenderProgress progress, PollSender(*sender));
         return progress.delivered;
       });
+  std::optional<DiskProbe> probe;
+  if (options.disk_probe_interval > absl::ZeroDuration()) {
+    probe.emplace(network.root() + "/disk-probe", options.disk_probe_interval);
+    CASELINK_RETURN_IF_ERROR(probe->Start());
+  }
   const RunUsage before = ReadRunUsage(network);
   CASELINK_ASSIGN_OR_RETURN(SubmitRun run, submitter.Run(options.messages));
   PrintSubmitFigures(run, options.messages, json);
@@ -914,9 +1099,18 @@ absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
           .status());
   // Usage before reading the records back, which costs the sender too.
   const RunUsage after = ReadRunUsage(network);
+  std::vector<DiskProbe::Sample> disk_samples;
+  if (probe.has_value()) {
+    CASELINK_ASSIGN_OR_RETURN(disk_samples, probe->Stop());
+  }
   CASELINK_ASSIGN_OR_RETURN(DeliveryFigures figures,
                             CollectDeliveries(*sender, run));
-  ReportDeliveries(std::move(figures), run, options.messages, json);
+  ReportDeliveries(figures, run, options.messages, json);
+  ReportSlowSpells(figures, run.first_start, json);
+  if (probe.has_value()) {
+    ReportDisk(disk_samples, options.disk_probe_interval, run.first_start,
+               json);
+  }
   ReportUsage(before, after, options.messages, json);
   std::printf("%s\n", json.Text().c_str());
   return absl::OkStatus();

@@ -2,7 +2,9 @@
 # Measures caselink delivery and the JetStream baseline in one go on this
 # machine, so that the figures can be compared as a ratio:
 #   1. delivery_bench unpaced: the most messages per second two nodes take;
-#   2. delivery_bench paced at half that rate: latency when not saturated;
+#   2. delivery_bench paced at half that rate, then at half the target
+#      rate (5,000 msg/s; CASELINK_TARGET_RATE sets the target, 10000):
+#      latency when not saturated;
 #   3. ../shared/bench/jetstream-baseline.sh with the same messages, size
 #      and window;
 #   4. with --queued, the queued mode: a million messages held while the
@@ -37,6 +39,7 @@ window=${positional[2]:-256}
 batch=${positional[3]:-1}
 queued_messages=${CASELINK_QUEUED_MESSAGES:-1000000}
 jobs=${CASELINK_JOBS:-2}
+target_rate=${CASELINK_TARGET_RATE:-10000}
 
 cd "$repo"
 if [ -n "${CASELINK_BENCH_BUILD_DIR:-}" ]; then
@@ -63,6 +66,9 @@ run_bench() {
   shift 2
   echo
   echo "== $name: delivery_bench $*"
+  # The run before removed its nodes' files; let the disk finish with
+  # that before this run is timed.
+  sync
   timeout --signal=TERM --kill-after=30 "$limit" "$bench" "$@" |
     tee "$out/$name.txt"
 }
@@ -78,6 +84,10 @@ half_rate=$(awk -v r="$max_rate" 'BEGIN { printf "%.0f", r / 2 }')
 
 run_bench half 900 --messages "$messages" --bytes "$bytes" \
   --window "$window" --batch "$batch" --rate "$half_rate"
+
+target_half=$(awk -v r="$target_rate" 'BEGIN { printf "%.0f", r / 2 }')
+run_bench target-half 900 --messages "$messages" --bytes "$bytes" \
+  --window "$window" --batch "$batch" --rate "$target_half"
 
 baseline="$repo/../shared/bench/jetstream-baseline.sh"
 js_rate=""
@@ -103,9 +113,14 @@ echo "== summary ($messages messages of $bytes bytes, window $window," \
 echo "caselink max throughput:  $max_rate msg/s" \
   "(p50 $(json_field "$out/max.txt" p50_ms) ms," \
   "p99 $(json_field "$out/max.txt" p99_ms) ms)"
-echo "caselink at $half_rate msg/s:" \
-  "p50 $(json_field "$out/half.txt" p50_ms) ms," \
-  "p99 $(json_field "$out/half.txt" p99_ms) ms"
+for run in half target-half; do
+  f="$out/$run.txt"
+  echo "caselink at $(json_field "$f" rate | cut -d. -f1) msg/s:" \
+    "p50 $(json_field "$f" p50_ms) ms, p99 $(json_field "$f" p99_ms) ms;" \
+    "$(json_field "$f" slow_messages) messages over 50 ms; disk syncs" \
+    "beside it: p99 $(json_field "$f" disk_sync_p99_ms) ms," \
+    "max $(json_field "$f" disk_sync_max_ms) ms"
+done
 echo "peak RSS at max: sender $(json_field "$out/max.txt" \
   sender_peak_rss_mib) MiB, receiver $(json_field "$out/max.txt" \
   receiver_peak_rss_mib) MiB"
