@@ -1007,8 +1007,10 @@ constexpr absl::Duration kSpell = absl::Milliseconds(250);
 constexpr size_t kMaxListed = 8;
 
 // Which spells of the run (by when a message was submitted) held messages
-// slower than kSlowMessageMs, and how slow the worst of each was.
-void ReportSlowSpells(const DeliveryFigures& figures, absl::Time t0,
+// slower than kSlowMessageMs, and how slow the worst of each was. An
+// unpaced run builds a backlog from the start, so there only the count
+// says anything.
+void ReportSlowSpells(const DeliveryFigures& figures, absl::Time t0, bool list,
                       JsonSummary& json) {
   struct Spell {
     int64_t slow = 0;
@@ -1025,18 +1027,21 @@ void ReportSlowSpells(const DeliveryFigures& figures, absl::Time t0,
   }
   std::printf("messages over %.0f ms: %lld", kSlowMessageMs,
               static_cast<long long>(slow));
-  size_t listed = 0;
-  for (const auto& [index, spell] : spells) {
-    if (listed++ == kMaxListed) {
-      std::printf(", ...");
-      break;
+  if (list && !spells.empty()) {
+    std::printf(", submitted at");
+    size_t listed = 0;
+    for (const auto& [index, spell] : spells) {
+      if (listed++ == kMaxListed) {
+        std::printf(", ...");
+        break;
+      }
+      double from = absl::ToDoubleSeconds(index * kSpell);
+      std::printf("%s %.2f-%.2f s: %lld, worst %.0f ms", listed == 1 ? "" : ";",
+                  from, from + absl::ToDoubleSeconds(kSpell),
+                  static_cast<long long>(spell.slow), spell.worst_ms);
     }
-    double from = absl::ToDoubleSeconds(index * kSpell);
-    std::printf("%s %.2f-%.2f s: %lld, worst %.0f ms", listed == 1 ? ";" : ",",
-                from, from + absl::ToDoubleSeconds(kSpell),
-                static_cast<long long>(spell.slow), spell.worst_ms);
   }
-  std::printf(" (by submission time)\n");
+  std::printf("\n");
   json.Add("slow_messages", static_cast<double>(slow), 0);
 }
 
@@ -1106,7 +1111,7 @@ absl::Status RunDelivery(const BenchOptions& options, TestNetwork& network) {
   CASELINK_ASSIGN_OR_RETURN(DeliveryFigures figures,
                             CollectDeliveries(*sender, run));
   ReportDeliveries(figures, run, options.messages, json);
-  ReportSlowSpells(figures, run.first_start, json);
+  ReportSlowSpells(figures, run.first_start, options.rate > 0, json);
   if (probe.has_value()) {
     ReportDisk(disk_samples, options.disk_probe_interval, run.first_start,
                json);
