@@ -84,12 +84,15 @@ struct StoreOptions {
   // rather than the largest; it acts only if the one above does not.
   size_t memtable_budget_bytes = size_t{24} << 20;
 
-  // The write-ahead log kept before every family is made to flush past its
-  // oldest part. Disk, not memory: most of what the log holds (outbox
-  // entries, soon deleted) never needs flushing, so a log as small as the
-  // memtables would flush every family every second or two under load.
-  // Replaying it is what a restart after a crash reads.
-  uint64_t max_wal_bytes = uint64_t{256} << 20;
+  // The write-ahead log kept before the families that still hold its
+  // oldest part are made to flush. The busy families flush by size well
+  // before the log reaches this; what it catches is a family with few
+  // writes (node state, a quiet inbox) that would otherwise keep every log
+  // file since its last flush. When that flush ends, the log files it
+  // frees are deleted at once, and deleting 256 MiB at once held up every
+  // writer's syncs on the development machine's disk for 40-70 ms. Replaying
+  // the log is also what a restart after a crash reads.
+  uint64_t max_wal_bytes = uint64_t{64} << 20;
 
   // Table files kept open at once.
   int max_open_files = 256;
