@@ -85,7 +85,7 @@ struct StoreOptions {
   size_t memtable_budget_bytes = size_t{24} << 20;
 
   // The write-ahead log kept before the families that still hold its
-  // oldest part are made to flush. The busy families flush by size well
+  // oldest part are made to flush. The busy families mostly flush by size
   // before the log reaches this; what it catches is a family with few
   // writes (node state, a quiet inbox) that would otherwise keep every log
   // file since its last flush. When that flush ends, the log files it
