@@ -11,10 +11,10 @@
 // SubmitMessage call; both clocks are this machine's wall clock.
 //
 // Beside the default run a separate thread appends 4 KiB to a file of its
-// own on the nodes' disk and syncs it, every 10 ms, timing each sync: what
-// any writer there would have seen. The run reports those times, and the
-// spells in which messages were slow, so that a latency tail can be set
-// against a stall of the disk itself.
+// own on the nodes' disk and syncs it, every 10 ms unless --disk-probe-ms
+// says otherwise, timing each sync: what any writer there would have seen. The
+// run reports those times, and the spells in which messages were slow, so that
+// a latency tail can be set against a stall of the disk itself.
 //
 // --queued-mode stops Xiamen first, submits N messages (a million unless
 // told otherwise) into Tong'an's outbox, reports what that costs Tong'an in
@@ -1000,7 +1000,7 @@ void ReportDeliveries(const DeliveryFigures& figures, const SubmitRun& run,
 }
 
 // Messages slower than the latency target, and disk syncs slow enough to
-// make a message so.
+// count next to it.
 constexpr double kSlowMessageMs = 50;
 constexpr double kSlowSyncMs = 30;
 constexpr absl::Duration kSpell = absl::Milliseconds(250);
