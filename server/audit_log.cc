@@ -22,6 +22,7 @@ using google::protobuf::util::TimeUtil;
 using storage::AppendUint64BE;
 using storage::Family;
 using storage::ReadUint64BE;
+using storage::Uint64BE;
 
 constexpr std::string_view kLeafPrefix = "l/";
 constexpr std::string_view kHashPrefix = "h/";
@@ -37,21 +38,17 @@ constexpr std::string_view kTimePrefix = "x/t/";
 constexpr std::string_view kSizeKey = "m/size";
 constexpr std::string_view kLastPrefix = "m/last/";
 
-std::string Be8(uint64_t value) {
-  std::string out;
-  AppendUint64BE(&out, value);
-  return out;
+std::string LeafKey(uint64_t index) {
+  return Cat(kLeafPrefix, Uint64BE(index));
 }
 
-std::string LeafKey(uint64_t index) { return Cat(kLeafPrefix, Be8(index)); }
-
 std::string HashKey(int level, uint64_t position) {
-  return Cat(kHashPrefix, static_cast<char>(level), Be8(position));
+  return Cat(kHashPrefix, static_cast<char>(level), Uint64BE(position));
 }
 
 std::string PackKey(int level, uint64_t position) {
   return Cat(kPackPrefix, static_cast<char>(level),
-             Be8(position / kPackHashes));
+             Uint64BE(position / kPackHashes));
 }
 
 // The keys hold raw integers; messages name them in a readable form.
@@ -88,8 +85,8 @@ std::string TimeIndexKey(int64_t micros, uint64_t index) {
   return out;
 }
 
-absl::StatusOr<uint64_t> DecodeBe8(std::string_view value,
-                                   std::string_view key_name) {
+absl::StatusOr<uint64_t> DecodeUint64BE(std::string_view value,
+                                        std::string_view key_name) {
   std::optional<uint64_t> decoded = ReadUint64BE(&value);
   if (!decoded.has_value() || !value.empty()) {
     return absl::DataLossError(
@@ -183,7 +180,7 @@ class IndexWalk {
       if (started_ && run_.back() + 1 == target) {
         cursor_.Next();
       } else {
-        cursor_.Seek(Cat(prefix_, Be8(target)));
+        cursor_.Seek(Cat(prefix_, Uint64BE(target)));
       }
       started_ = true;
       CASELINK_RETURN_IF_ERROR(Settle());
@@ -224,7 +221,7 @@ absl::Status AuditLog::Load() {
   CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> size_value,
                             store_->Get(Family::kAudit, kSizeKey));
   if (size_value.has_value()) {
-    CASELINK_ASSIGN_OR_RETURN(edge.size, DecodeBe8(*size_value, kSizeKey));
+    CASELINK_ASSIGN_OR_RETURN(edge.size, DecodeUint64BE(*size_value, kSizeKey));
   }
   CASELINK_ASSIGN_OR_RETURN(std::optional<std::string> beyond,
                             store_->Get(Family::kAudit, LeafKey(edge.size)));
@@ -294,7 +291,7 @@ absl::StatusOr<uint64_t> AuditLog::LatestOfCase(const std::string& case_id) {
                             store_->Get(Family::kAudit, key));
   if (!value.has_value()) return 0;
   CASELINK_ASSIGN_OR_RETURN(uint64_t index,
-                            DecodeBe8(*value, "m/last/ of a case"));
+                            DecodeUint64BE(*value, "m/last/ of a case"));
   return index + 1;
 }
 
@@ -318,8 +315,8 @@ absl::Status AuditLog::FetchCaseHeads(
   for (size_t i = 0; i < cases.size(); ++i) {
     uint64_t next = 0;
     if (values[i].has_value()) {
-      CASELINK_ASSIGN_OR_RETURN(uint64_t index,
-                                DecodeBe8(*values[i], "m/last/ of a case"));
+      CASELINK_ASSIGN_OR_RETURN(
+          uint64_t index, DecodeUint64BE(*values[i], "m/last/ of a case"));
       next = index + 1;
     }
     recent_last_[cases[i]] = next;
@@ -349,9 +346,9 @@ absl::Status AuditLog::AppendAll(storage::Batch& batch,
   cases.erase(std::unique(cases.begin(), cases.end()), cases.end());
   for (const std::string& case_id : cases) {
     batch.Put(Family::kAudit, Cat(kLastPrefix, case_id),
-              Be8(pending_last_.at(case_id) - 1));
+              Uint64BE(pending_last_.at(case_id) - 1));
   }
-  batch.Put(Family::kAudit, kSizeKey, Be8(pending_.size));
+  batch.Put(Family::kAudit, kSizeKey, Uint64BE(pending_.size));
   return absl::OkStatus();
 }
 
@@ -409,7 +406,7 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
   }
 
   // Stage the index entries and the new size.
-  const std::string suffix = Be8(index);
+  const std::string suffix = Uint64BE(index);
   if (!event.case_id().empty()) {
     batch.Put(Family::kAudit,
               Cat(TextIndexPrefix(kCasePrefix, event.case_id()), suffix), "");
@@ -448,7 +445,7 @@ absl::StatusOr<uint64_t> AuditLog::AppendOne(storage::Batch& batch,
   if (!event.case_id().empty()) pending_last_[event.case_id()] = index + 1;
   if (totals) {
     PutOpenPacks(batch);
-    batch.Put(Family::kAudit, kSizeKey, Be8(index + 1));
+    batch.Put(Family::kAudit, kSizeKey, Uint64BE(index + 1));
   }
   return index;
 }
@@ -484,7 +481,7 @@ void AuditLog::PutGroupRuns(storage::Batch& batch) {
     for (size_t i = 1; i < indexes.size(); ++i) {
       AppendVarint(&gaps, indexes[i] - indexes[i - 1]);
     }
-    batch.Put(Family::kAudit, Cat(prefix, Be8(indexes.back())), gaps);
+    batch.Put(Family::kAudit, Cat(prefix, Uint64BE(indexes.back())), gaps);
   }
   group_runs_.clear();
 }

@@ -921,6 +921,7 @@ absl::StatusOr<uint64_t> SweepDuplicateEntries(
   storage::Batch batch = store.NewBatch();
   auto commit = [&]() -> absl::Status {
     const size_t size = batch.size();
+    if (size == 0) return absl::OkStatus();
     CASELINK_RETURN_IF_ERROR(store.Commit(batch));
     deleted += size;
     return absl::OkStatus();

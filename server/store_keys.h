@@ -46,11 +46,7 @@ inline std::string OutboxKey(std::string_view peer, v1::Priority priority,
   return key;
 }
 
-inline std::string SeqKey(uint64_t seq) {
-  std::string key;
-  storage::AppendUint64BE(&key, seq);
-  return key;
-}
+inline std::string SeqKey(uint64_t seq) { return storage::Uint64BE(seq); }
 
 }  // namespace caselink::server
 

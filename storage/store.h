@@ -354,6 +354,13 @@ inline void AppendUint64BE(std::string* out, uint64_t value) {
   out->append(bytes, sizeof(bytes));
 }
 
+// `value` as 8 big-endian bytes.
+inline std::string Uint64BE(uint64_t value) {
+  std::string out;
+  AppendUint64BE(&out, value);
+  return out;
+}
+
 // Reads 8 big-endian bytes from the front of `*input` and drops them from
 // it. Returns nullopt, leaving `*input` alone, if fewer than 8 bytes remain.
 [[nodiscard]] inline std::optional<uint64_t> ReadUint64BE(

@@ -74,12 +74,6 @@ v1::AuditEvent CaseEvent(std::string case_id, absl::Time at = kStart) {
                v1::AUDIT_EVENT_KIND_STATE_CHANGE, "accepted", at);
 }
 
-std::string Be8(uint64_t value) {
-  std::string out;
-  storage::AppendUint64BE(&out, value);
-  return out;
-}
-
 // A log over a real store in a temp dir, which can be closed and reopened.
 class AuditLogTest : public ::testing::Test {
  protected:
@@ -405,7 +399,7 @@ TEST_F(AuditLogTest, HashesAreKeptSixteenToAKey) {
   EXPECT_EQ(store_->CountPrefix(Family::kAudit, "H/").value(), 9u);
   EXPECT_EQ(store_->CountPrefix(Family::kAudit, "h/").value(), 0u);
   absl::StatusOr<std::optional<std::string>> last =
-      store_->Get(Family::kAudit, Cat("H/", '\0', Be8(2)));
+      store_->Get(Family::kAudit, Cat("H/", '\0', storage::Uint64BE(2)));
   ASSERT_TRUE(last.ok() && last->has_value());
   EXPECT_EQ((*last)->size(), 8 * kDigestSize);
   ExpectTreesMatchLeaves(*log_, hash_, AllLeaves());
@@ -449,7 +443,7 @@ TEST_F(AuditLogTest, ReadsAndExtendsALogStoredOneHashToAKey) {
     std::string_view rest = std::string_view(key).substr(3);
     const uint64_t pack = storage::ReadUint64BE(&rest).value();
     for (size_t i = 0; i * kDigestSize < value.size(); ++i) {
-      PutRaw(Cat("h/", std::string(1, level), Be8(pack * 16 + i)),
+      PutRaw(Cat("h/", std::string(1, level), storage::Uint64BE(pack * 16 + i)),
              value.substr(i * kDigestSize, kDigestSize));
     }
     DeleteRaw(key);
@@ -468,7 +462,7 @@ TEST_F(AuditLogTest, LoadNamesTheKeyOfADamagedStore) {
 
   // Size 6 = 4 + 2: the frontier is h/2/0 and h/1/2, which is the third
   // hash in the first pack of level 1.
-  const std::string frontier_key = Cat("H/", '\x01', Be8(0));
+  const std::string frontier_key = Cat("H/", '\x01', storage::Uint64BE(0));
   absl::StatusOr<std::optional<std::string>> kept =
       store_->Get(Family::kAudit, frontier_key);
   ASSERT_TRUE(kept.ok() && kept->has_value());
@@ -479,13 +473,13 @@ TEST_F(AuditLogTest, LoadNamesTheKeyOfADamagedStore) {
   EXPECT_NE(loaded.message().find("h/1/2"), std::string::npos) << loaded;
   PutRaw(frontier_key, **kept);
 
-  PutRaw(Cat("l/", Be8(6)), "stray");
+  PutRaw(Cat("l/", storage::Uint64BE(6)), "stray");
   loaded = AuditLog(store_.get(), hash_, kNode).Load();
   EXPECT_EQ(loaded.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(loaded.message().find("l/6"), std::string::npos) << loaded;
-  DeleteRaw(Cat("l/", Be8(6)));
+  DeleteRaw(Cat("l/", storage::Uint64BE(6)));
 
-  PutRaw(Cat("l/", Be8(5)), "altered");
+  PutRaw(Cat("l/", storage::Uint64BE(5)), "altered");
   loaded = AuditLog(store_.get(), hash_, kNode).Load();
   EXPECT_EQ(loaded.code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(loaded.message().find("l/5"), std::string::npos) << loaded;
@@ -721,7 +715,8 @@ TEST_F(AuditLogTest, GroupListsEachPeerAndKindInOneEntry) {
   EXPECT_EQ(store_->CountPrefix(Family::kAudit, "x/k/").value(), 5u);
   EXPECT_EQ(store_->CountPrefix(Family::kAudit, "x/c/").value(), 10u);
   absl::StatusOr<std::optional<std::string>> entry = store_->Get(
-      Family::kAudit, Cat("x/p/peer-a", std::string(1, '\0'), Be8(8)));
+      Family::kAudit,
+      Cat("x/p/peer-a", std::string(1, '\0'), storage::Uint64BE(8)));
   ASSERT_TRUE(entry.ok() && entry->has_value());
   // Events 2 to 8, one apart.
   EXPECT_EQ(**entry, std::string(6, '\1'));
@@ -755,7 +750,8 @@ TEST_F(AuditLogTest, FindNamesADamagedIndexEntry) {
         Event("", "peer-a", v1::AUDIT_EVENT_KIND_SUBMITTED, "", kStart));
   }
   AppendAllOf(std::move(group));
-  const std::string key = Cat("x/p/peer-a", std::string(1, '\0'), Be8(3));
+  const std::string key =
+      Cat("x/p/peer-a", std::string(1, '\0'), storage::Uint64BE(3));
   ASSERT_TRUE(store_->Get(Family::kAudit, key).value().has_value());
 
   // Gaps that reach below index 0, a zero gap, a varint cut short and one
@@ -791,7 +787,7 @@ TEST_F(AuditLogTest, AlteredLeafNoLongerVerifies) {
   // files could.
   v1::AuditEvent altered = Stored(7);
   altered.set_state("declined");
-  PutRaw(Cat("l/", Be8(7)), altered.SerializeAsString());
+  PutRaw(Cat("l/", storage::Uint64BE(7)), altered.SerializeAsString());
 
   const std::string bytes = log_->EventBytes(7).value();
   EXPECT_EQ(bytes, altered.SerializeAsString());

@@ -18,12 +18,6 @@ using storage::Family;
 
 constexpr uint64_t kNow = 5'000'000;
 
-std::string Expiry(uint64_t micros) {
-  std::string value;
-  storage::AppendUint64BE(&value, micros);
-  return value;
-}
-
 class DedupSweepTest : public ::testing::Test {
  protected:
   void SetUp() override { Reopen(); }
@@ -39,7 +33,7 @@ class DedupSweepTest : public ::testing::Test {
   void PutEntries(const std::string& prefix, int count, uint64_t expiry) {
     storage::Batch batch = store_->NewBatch();
     for (int i = 0; i < count; ++i) {
-      batch.Put(Family::kDedup, Cat(prefix, i), Expiry(expiry));
+      batch.Put(Family::kDedup, Cat(prefix, i), storage::Uint64BE(expiry));
     }
     ASSERT_TRUE(store_->Commit(batch).ok());
   }
